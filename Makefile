@@ -1,0 +1,51 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# Built once per machine, outside the clone, so fresh clones reuse it.
+WHEELS ?= $(HOME)/.cache/recsage/wheels
+LLAMA_VERSION := 0.3.36
+# The default -march=native build segfaults on this CPU kind (AMX kernel); this portable set works.
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: install demo test app bench browser clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(WHEELS)/.llama-$(LLAMA_VERSION): | $(BIN)/python
+	@mkdir -p $(WHEELS)
+	@if ls $(WHEELS)/llama_cpp_python-$(LLAMA_VERSION)-*.whl >/dev/null 2>&1; then \
+	  echo "llama-cpp-python $(LLAMA_VERSION) wheel found in $(WHEELS)"; \
+	else \
+	  echo "Building llama-cpp-python $(LLAMA_VERSION) once (portable CPU flags, ~4-9 min on 2 cores)..."; \
+	  CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/pip wheel --no-cache-dir --no-deps \
+	    llama-cpp-python==$(LLAMA_VERSION) -w $(WHEELS); \
+	fi
+	@touch $@
+
+$(VENV)/.installed: pyproject.toml $(WHEELS)/.llama-$(LLAMA_VERSION) | $(BIN)/python
+	$(BIN)/pip install --find-links $(WHEELS) -e ".[dev,app]"
+	@touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(BIN)/recsage demo
+
+test: install
+	$(BIN)/lint-imports
+	$(BIN)/python -m pytest -q
+
+app: install
+	$(BIN)/recsage app
+
+bench: install
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

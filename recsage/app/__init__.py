@@ -1,0 +1,1 @@
+"""Streamlit workbench: thin pages over `recsage.pipelines`."""

@@ -1,0 +1,67 @@
+"""Reading CSV / JSONL / Parquet into DataFrames, with the file named in every error."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from recsage.core.errors import InvalidInputError
+
+
+def read_table(path: str | Path, **csv_kwargs) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInputError("file not found", file=str(path))
+    name = path.name.lower()
+    try:
+        if name.endswith(".parquet"):
+            return pd.read_parquet(path)
+        if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
+            return _read_jsonl(path)
+        if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
+            sep = "\t" if ".tsv" in name else ","
+            return pd.read_csv(path, sep=sep, **{"keep_default_na": False, "na_values": [""], **csv_kwargs})
+    except InvalidInputError:
+        raise
+    except pd.errors.ParserError as e:
+        raise InvalidInputError(f"malformed CSV: {e}", file=str(path)) from None
+    except (OSError, ValueError) as e:
+        raise InvalidInputError(f"cannot read: {e}", file=str(path)) from None
+    raise InvalidInputError("unsupported format (use .csv, .tsv, .jsonl or .parquet, optionally .gz)", file=str(path))
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    rows = []
+    with opener(path, "rt", encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InvalidInputError(f"invalid JSON ({e.msg})", file=str(path), record=f"line {lineno}") from None
+            if not isinstance(obj, dict):
+                raise InvalidInputError("expected a JSON object", file=str(path), record=f"line {lineno}")
+            obj["__line__"] = lineno
+            rows.append(obj)
+    return pd.DataFrame(rows)
+
+
+def record_label(df: pd.DataFrame, pos: int, header_lines: int = 1) -> str:
+    """Human label of a row: JSONL line number when known, else the CSV line (header = line 1)."""
+    if "__line__" in df.columns:
+        return f"line {int(df['__line__'].iat[pos])}"
+    return f"line {pos + 1 + header_lines}"
+
+
+def require_columns(df: pd.DataFrame, columns: list[str], *, file: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise InvalidInputError(
+            f"missing column(s) {missing}; found {[c for c in df.columns if c != '__line__']}", file=file, field=missing[0]
+        )

@@ -1,0 +1,1 @@
+"""LLM runtime: backends behind one interface, structured output, cache, batch jobs, embeddings."""

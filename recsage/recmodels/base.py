@@ -1,0 +1,66 @@
+"""The one `Recommender` interface, in user terms, plus helpers every model shares."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from recsage.core.errors import InvalidInputError, NotFittedError
+from recsage.core.registry import Registry
+from recsage.datasets.splits import QuerySet, SequenceSet
+from recsage.evaluation.metrics import top_k
+
+
+@runtime_checkable
+class Recommender(Protocol):
+    def fit(self, train: SequenceSet, valid: QuerySet | None = None) -> Recommender: ...
+
+    def recommend(
+        self, histories: Sequence[np.ndarray], k: int = 10, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+RECOMMENDERS: Registry[type] = Registry("recommender")
+
+
+def register_recommender(name: str):
+    return RECOMMENDERS.register(name)
+
+
+class ScoringRecommender(ABC):
+    """Base for models that score every item for a history: shared checks, exclusion, top-k."""
+
+    n_items_: int
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_items_"):
+            raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
+
+    def _check_histories(self, histories: Sequence[np.ndarray]) -> list[np.ndarray]:
+        out = []
+        for i, h in enumerate(histories):
+            h = np.asarray(h, dtype=np.int64).reshape(-1)
+            if len(h) and (h.min() < 0 or h.max() >= self.n_items_):
+                bad = int(h[(h < 0) | (h >= self.n_items_)][0])
+                raise InvalidInputError(f"item id {bad} is not in the catalogue (0..{self.n_items_ - 1})", record=f"history {i}", field="item_id")
+            out.append(h)
+        return out
+
+    @abstractmethod
+    def score(self, histories: list[np.ndarray]) -> np.ndarray:
+        """(n_histories, n_items) scores, higher is better."""
+
+    def recommend(
+        self, histories: Sequence[np.ndarray], k: int = 10, exclude_seen: bool = True
+    ) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        hist = self._check_histories(histories)
+        scores = self.score(hist).astype(np.float64, copy=False)
+        if exclude_seen:
+            rows = np.repeat(np.arange(len(hist)), [len(h) for h in hist])
+            cols = np.concatenate(hist) if hist else np.empty(0, dtype=np.int64)
+            scores[rows, cols] = -np.inf
+        return top_k(scores, k)
