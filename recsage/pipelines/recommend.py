@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-import tracemalloc
 from typing import Any
 
 from recsage.datasets import Split
@@ -19,15 +18,12 @@ def fit_recommender(method: str, split: Split, **params: Any):
 def evaluate_recommender(
     method: str, split: Split, ks: tuple[int, ...] = (5, 10, 20, 50), *, part: str = "test", progress: bool = True
 ) -> dict[str, Any]:
-    """One flat result row: metrics + protocol + time + peak Python heap (tracemalloc)."""
-    tracemalloc.start()
+    """One flat result row: metrics + protocol + fit/total time."""
     t0 = time.perf_counter()
     model = fit_recommender(method, split)
     fit_s = time.perf_counter() - t0
     queries = split.test if part == "test" else split.valid
     metrics = evaluate(model, queries, ks, n_items=split.n_items, exclude_seen=split.exclude_seen, progress=progress)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
     return {
         "method": method,
         "protocol": split.protocol,
@@ -37,5 +33,4 @@ def evaluate_recommender(
         **metrics,
         "fit_seconds": round(fit_s, 3),
         "seconds": round(time.perf_counter() - t0, 3),
-        "peak_heap_mb": round(peak / 2**20, 1),
     }

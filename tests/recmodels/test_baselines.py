@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from recsage.core.errors import InvalidInputError, NotFittedError
+from recsage.datasets import leave_one_out, load_dataset
+from recsage.evaluation import evaluate
+from recsage.recmodels import RECOMMENDERS
+
+
+@pytest.fixture(scope="module")
+def sci_split(shared_data):
+    return leave_one_out(load_dataset("scientific", shared_data / "amazon-scientific"))
+
+
+@pytest.mark.parametrize("name", ["popularity", "itemknn"])
+def test_recommend_never_returns_seen_or_invalid(name, sci_split):
+    model = RECOMMENDERS.get(name)().fit(sci_split.train)
+    q = sci_split.test.subset(np.arange(300))
+    ids, scores = model.recommend(q.histories, k=20)
+    assert ids.shape == (300, 20)
+    for h, row in zip(q.histories, ids):
+        assert not set(h.tolist()) & set(row.tolist())
+        assert ((row >= 0) & (row < sci_split.n_items)).all()
+    assert (np.diff(scores, axis=1) <= 0).all()
+
+
+@pytest.mark.parametrize("name", ["popularity", "itemknn"])
+def test_not_fitted_and_bad_history(name, sci_split):
+    model = RECOMMENDERS.get(name)()
+    with pytest.raises(NotFittedError):
+        model.recommend([np.array([1])])
+    model.fit(sci_split.train)
+    with pytest.raises(InvalidInputError, match="not in the catalogue"):
+        model.recommend([np.array([10**7])])
+
+
+def test_itemknn_beats_popularity(sci_split):
+    res = {}
+    for name in ("popularity", "itemknn"):
+        model = RECOMMENDERS.get(name)().fit(sci_split.train)
+        res[name] = evaluate(model, sci_split.valid, (10,), n_items=sci_split.n_items, progress=False)["ndcg@10"]
+    assert res["itemknn"] > 2 * res["popularity"]
+
+
+def test_unknown_recommender_lists_known_names():
+    with pytest.raises(KeyError, match="known: itemknn, popularity"):
+        RECOMMENDERS.get("tiger-xl")

@@ -1,0 +1,51 @@
+import json
+
+from typer.testing import CliRunner
+
+from recsage.cli import app
+
+runner = CliRunner()
+
+
+def test_prepare_info_eval(tmp_path, shared_data):
+    out = tmp_path / "ml"
+    r = runner.invoke(app, ["data", "prepare", "movielens", "--src", str(shared_data / "movielens-100k"), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_interactions"] == 100000
+    assert (out / "splits" / "loo.parquet").exists() and (out / "splits" / "chrono811.parquet").exists()
+    r = runner.invoke(app, ["data", "info", str(out)])
+    assert r.exit_code == 0 and "943" in r.output
+    res = tmp_path / "res.json"
+    r = runner.invoke(app, ["eval", "--data", str(out), "--method", "itemknn", "--protocol", "chrono811", "--out", str(res)])
+    assert r.exit_code == 0, r.output
+    row = json.loads(res.read_text())[0]
+    assert row["protocol"] == "chrono811" and row["exclude_seen"] is False and row["recall@10"] > 0
+
+
+def test_generic_prepare_with_skip_bad(tmp_path):
+    log = tmp_path / "synthetic_log.csv"
+    log.write_text("uid,sku,ts\nu1,a,1\nu1,b,x\nu2,a,3\nu2,b,4\nu2,c,5\n")
+    out = tmp_path / "g"
+    r = runner.invoke(app, ["data", "prepare", "generic", "--src", str(log), "--out", str(out), "--mapping", "user=uid,item=sku,timestamp=ts"])
+    assert r.exit_code == 2 and "line 3" in r.output and "Traceback" not in r.output
+    r = runner.invoke(app, ["data", "prepare", "generic", "--src", str(log), "--out", str(out), "--mapping", "user=uid,item=sku,timestamp=ts", "--skip-bad"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((out / "validation_report.json").read_text())
+    assert rep["n_skipped"] == 1 and rep["examples"][0]["record"] == "line 3"
+
+
+def test_clean_error_for_missing_source(tmp_path):
+    r = runner.invoke(app, ["data", "prepare", "beauty", "--src", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "error:" in r.output
+
+
+def test_unknown_kind(tmp_path):
+    r = runner.invoke(app, ["data", "prepare", "netflix", "--src", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert r.exit_code == 2 and "known:" in r.output
+
+
+def test_demo_runs_on_bundled_sample(tmp_path, bundled_data):
+    r = runner.invoke(app, ["demo", "--data", str(bundled_data), "--out", str(tmp_path / "demo")])
+    assert r.exit_code == 0, r.output
+    assert "itemknn" in r.output and "400 headline A/B tests" in r.output
