@@ -29,7 +29,7 @@ $(WHEELS)/.llama-$(LLAMA_VERSION): | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed: pyproject.toml $(WHEELS)/.llama-$(LLAMA_VERSION) | $(BIN)/python
-	$(BIN)/pip install --find-links $(WHEELS) -e ".[dev,app]"
+	$(BIN)/pip install --find-links $(WHEELS) -e ".[dev,app,model-default]"
 	@touch $@
 
 install: $(VENV)/.installed

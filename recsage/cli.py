@@ -20,6 +20,8 @@ from recsage.core.errors import RecsageError
 app = typer.Typer(help="recsage: LLM signals, Semantic IDs and compact recommenders.", no_args_is_help=True)
 data_app = typer.Typer(help="Prepare and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+llm_app = typer.Typer(help="Run and inspect the LLM runtime.", no_args_is_help=True)
+app.add_typer(llm_app, name="llm")
 console = Console(width=None if os.isatty(1) else 140)
 
 
@@ -124,6 +126,66 @@ def demo(
     for step, secs in report["steps"]:
         console.print(f"  {step}: {secs:.1f}s")
     console.print(f"[green]outputs in[/] {report['out_dir']}")
+
+
+def _llm_config(backend: Optional[str], model: Optional[str], base_url: Optional[str], json_mode: Optional[str], no_cache: bool):
+    from recsage.llm.registry import LLMConfig
+
+    return LLMConfig.from_env(backend=backend, model=model, base_url=base_url, json_mode=json_mode, cache=False if no_cache else None)
+
+
+BACKEND_OPT = typer.Option(None, "--backend", help="embedded (default) | llamacpp | openai | transformers | vllm")
+MODEL_OPT = typer.Option(None, "--model", help="embedded: default|small; openai/vllm: model name; llamacpp: GGUF path")
+URL_OPT = typer.Option(None, "--base-url", help="openai: server URL, e.g. http://127.0.0.1:8000/v1")
+JSON_MODE_OPT = typer.Option(None, "--json-mode", help="openai: json_schema | json_object_schema (llama.cpp server) | none")
+
+
+@llm_app.command("generate")
+@clean_errors
+def llm_generate(
+    prompt: str = typer.Option(..., "--prompt"),
+    schema: Optional[Path] = typer.Option(None, "--schema", help="JSON schema file: output is constrained and validated"),
+    backend: Optional[str] = BACKEND_OPT,
+    model: Optional[str] = MODEL_OPT,
+    base_url: Optional[str] = URL_OPT,
+    json_mode: Optional[str] = JSON_MODE_OPT,
+    max_tokens: int = typer.Option(256, "--max-tokens"),
+    no_cache: bool = typer.Option(False, "--no-cache"),
+) -> None:
+    """Generate text (or schema-valid JSON) with the configured backend."""
+    from recsage.pipelines.llm import llm_generate as gen
+
+    res = gen(prompt, schema_path=schema, config=_llm_config(backend, model, base_url, json_mode, no_cache), max_tokens=max_tokens)
+    if schema is None:
+        console.print(res["text"])
+    else:
+        console.print_json(json.dumps(res["value"]) if res["ok"] else json.dumps({"error": res["error"], "raw": res["raw"]}))
+    res.pop("text", None)
+    console.print(f"[dim]{json.dumps({k: v for k, v in res.items() if k not in ('value', 'raw')}, default=str)}[/]")
+    if not res["ok"]:
+        raise typer.Exit(1)
+
+
+@llm_app.command("info")
+@clean_errors
+def llm_info(
+    backend: Optional[str] = BACKEND_OPT,
+    model: Optional[str] = MODEL_OPT,
+    base_url: Optional[str] = URL_OPT,
+) -> None:
+    """Backend, model, licence, threads and cache location."""
+    from recsage.pipelines.llm import llm_info as info
+
+    console.print_json(json.dumps(info(_llm_config(backend, model, base_url, None, False)), default=str))
+
+
+@llm_app.command("cache")
+@clean_errors
+def llm_cache(action: str = typer.Argument(..., help="stats | clear"), path: Optional[str] = typer.Option(None, "--path")) -> None:
+    """Inspect or empty the LLM response cache."""
+    from recsage.pipelines.llm import llm_cache as cache
+
+    console.print_json(json.dumps(cache(action, path)))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,95 @@
+"""`get_backend(name, **options)`: the one way components obtain a model."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from recsage.core.registry import Registry
+from recsage.llm.base import LLMBackend
+from recsage.llm.cache import CachedBackend, LLMCache
+
+BACKENDS: Registry = Registry("LLM backend")
+
+
+@dataclass(frozen=True)
+class LLMConfig:
+    """Overridable from CLI flags or env (RECSAGE_LLM_BACKEND, RECSAGE_LLM_MODEL, RECSAGE_LLM_BASE_URL)."""
+
+    backend: str = "embedded"
+    model: str | None = None  # embedded: default|small|<name>; openai/vllm: model name; llamacpp: GGUF path
+    base_url: str | None = None
+    json_mode: str = "json_schema"
+    cache: bool = True
+    cache_path: str | None = None
+    n_ctx: int = 4096
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> LLMConfig:
+        env = {
+            "backend": os.environ.get("RECSAGE_LLM_BACKEND"),
+            "model": os.environ.get("RECSAGE_LLM_MODEL"),
+            "base_url": os.environ.get("RECSAGE_LLM_BASE_URL"),
+        }
+        merged = {k: v for k, v in env.items() if v} | {k: v for k, v in overrides.items() if v is not None}
+        return cls(**merged)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@BACKENDS.register("embedded")
+def _embedded(cfg: LLMConfig) -> LLMBackend:
+    from recsage.llm.embedded import DEFAULT_MODEL, ensure_gguf, resolve_model
+    from recsage.llm.llamacpp import LlamaCppBackend
+
+    model = resolve_model(cfg.model or DEFAULT_MODEL)
+    return LlamaCppBackend(ensure_gguf(model.name), n_ctx=cfg.n_ctx, model_name=model.name, **cfg.options)
+
+
+@BACKENDS.register("llamacpp")
+def _llamacpp(cfg: LLMConfig) -> LLMBackend:
+    from recsage.llm.errors import LLMError
+    from recsage.llm.llamacpp import LlamaCppBackend
+
+    if not cfg.model:
+        raise LLMError("the llamacpp backend needs --model PATH.gguf (or use backend 'embedded')")
+    return LlamaCppBackend(cfg.model, n_ctx=cfg.n_ctx, **cfg.options)
+
+
+@BACKENDS.register("openai")
+def _openai(cfg: LLMConfig) -> LLMBackend:
+    from recsage.llm.openai_http import OpenAICompatibleBackend
+
+    return OpenAICompatibleBackend(cfg.base_url, cfg.model, json_mode=cfg.json_mode, **cfg.options)
+
+
+@BACKENDS.register("transformers")
+def _transformers(cfg: LLMConfig) -> LLMBackend:
+    from recsage.llm.errors import LLMError
+    from recsage.llm.transformers_backend import TransformersBackend
+
+    if not cfg.model:
+        raise LLMError("the transformers backend needs --model pointing at a local model directory")
+    return TransformersBackend(cfg.model, **cfg.options)
+
+
+@BACKENDS.register("vllm")
+def _vllm(cfg: LLMConfig) -> LLMBackend:
+    from recsage.llm.errors import LLMError
+    from recsage.llm.vllm_backend import VLLMBackend
+
+    if not cfg.model:
+        raise LLMError("the vllm backend needs --model (a local model directory)")
+    return VLLMBackend(cfg.model, **cfg.options)
+
+
+def get_backend(name: str | None = None, *, config: LLMConfig | None = None, **overrides: Any) -> LLMBackend:
+    """Builds a backend (wrapped in the SQLite cache unless `cache=False`)."""
+    cfg = config or LLMConfig.from_env(backend=name, **overrides)
+    backend = BACKENDS.get(cfg.backend)(cfg)
+    if cfg.cache:
+        backend = CachedBackend(backend, LLMCache(cfg.cache_path))
+    return backend
