@@ -20,9 +20,23 @@ from recsage.core.errors import RecsageError
 app = typer.Typer(help="recsage: LLM signals, Semantic IDs and compact recommenders.", no_args_is_help=True)
 data_app = typer.Typer(help="Prepare and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+sid_app = typer.Typer(help="Semantic-ID codebooks.", no_args_is_help=True)
+app.add_typer(sid_app, name="sid")
 llm_app = typer.Typer(help="Run and inspect the LLM runtime.", no_args_is_help=True)
 app.add_typer(llm_app, name="llm")
 console = Console(width=None if os.isatty(1) else 140)
+
+
+BACKEND_OPT = typer.Option(None, "--backend", help="embedded (default) | llamacpp | openai | transformers | vllm")
+MODEL_OPT = typer.Option(None, "--model", help="embedded: default|small; openai/vllm: model name; llamacpp: GGUF path")
+URL_OPT = typer.Option(None, "--base-url", help="openai: server URL, e.g. http://127.0.0.1:8000/v1")
+JSON_MODE_OPT = typer.Option(None, "--json-mode", help="openai: json_schema | json_object_schema (llama.cpp server) | none")
+
+
+def _llm_config(backend: Optional[str], model: Optional[str], base_url: Optional[str], json_mode: Optional[str], no_cache: bool):
+    from recsage.llm.registry import LLMConfig
+
+    return LLMConfig.from_env(backend=backend, model=model, base_url=base_url, json_mode=json_mode, cache=False if no_cache else None)
 
 
 def clean_errors(fn):
@@ -105,12 +119,16 @@ def eval_cmd(
 def demo(
     data: Optional[Path] = typer.Option(None, "--data", help="folder with the bundled samples (default: the checkout's data/)"),
     out: Path = typer.Option(Path(".recsage/demo"), "--out"),
+    llm_items: int = typer.Option(3, "--llm-items", help="items to tag with the LLM (0 skips the LLM step)"),
+    backend: Optional[str] = BACKEND_OPT,
+    model: Optional[str] = MODEL_OPT,
 ) -> None:
     """Run everything recsage can do on the bundled real sample and print a report."""
     from recsage.pipelines import run_demo
 
     console.rule("[bold]recsage demo")
-    report = run_demo(data, out)
+    with console.status("running the demo pipeline (first run assembles the model and embeds items)"):
+        report = run_demo(data, out, llm=_llm_config(backend, model, None, None, False), n_llm_items=llm_items)
     sci = report["datasets"]["scientific-sample"]
     up = report["datasets"]["upworthy-sample"]
     console.print(
@@ -123,21 +141,62 @@ def demo(
         ["method", "protocol", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "coverage@10", "n_users", "seconds"],
         "Leave-one-out, full ranking, Scientific sample (test users)",
     )
+    if "llm" in report:
+        console.print(f"\n[bold]LLM item tags[/] ({report['llm']['model']}, prompt {report['llm']['prompt']}, schema-validated):")
+        for it in report["llm"]["items"]:
+            console.print(f"  {it['title']}\n    -> {json.dumps(it['tags']) if it['ok'] else 'FAILED: ' + str(it['error'])}")
+    sid = report["sid"]
+    console.print(
+        f"\n[bold]Semantic IDs[/] (RQ-KMeans 3x64 on MiniLM text embeddings): collision rate before dedup {sid['collision_rate']:.2%}, "
+        f"utilisation per level {[round(lv['utilisation'], 2) for lv in sid['levels']]}, fit {sid['fit_seconds']}s"
+    )
+    for title, text in report["sid_examples"]:
+        console.print(f"  {text}  {title}")
+    console.print()
     for step, secs in report["steps"]:
         console.print(f"  {step}: {secs:.1f}s")
     console.print(f"[green]outputs in[/] {report['out_dir']}")
 
 
-def _llm_config(backend: Optional[str], model: Optional[str], base_url: Optional[str], json_mode: Optional[str], no_cache: bool):
-    from recsage.llm.registry import LLMConfig
+@sid_app.command("fit")
+@clean_errors
+def sid_fit(
+    items: Path = typer.Option(..., "--items", help="prepared dataset folder (recsage data prepare)"),
+    method: str = typer.Option("rqkmeans", "--method", help="rqkmeans | balanced | rqvae"),
+    source: str = typer.Option("text", "--source", help="text (sentence embeddings) | cf (co-occurrence SVD) | fused (text pulled toward co-consumed items)"),
+    levels: int = typer.Option(3, "--levels"),
+    codes: int = typer.Option(256, "--codes"),
+    collision: str = typer.Option("suffix", "--collision", help="suffix (extra level) | reassign (nearest free leaf) | none"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="rqvae only"),
+    seed: int = typer.Option(0, "--seed"),
+    out: Path = typer.Option(..., "--out"),
+) -> None:
+    """Fit a Semantic-ID codebook for a dataset's items and save it with a metrics report."""
+    from recsage.datasets import Dataset
+    from recsage.pipelines.sid import build_semantic_ids
 
-    return LLMConfig.from_env(backend=backend, model=model, base_url=base_url, json_mode=json_mode, cache=False if no_cache else None)
+    ds = Dataset.load(items)
+    with console.status(f"fitting {method} ({levels} x {codes}) on {ds.n_items} items"):
+        _, rep = build_semantic_ids(ds, method=method, source=source, levels=levels, codes=codes, collision=collision, out=out, seed=seed, epochs=epochs)
+    _print_sid_report(rep)
+    console.print(f"[green]wrote[/] {out}")
 
 
-BACKEND_OPT = typer.Option(None, "--backend", help="embedded (default) | llamacpp | openai | transformers | vllm")
-MODEL_OPT = typer.Option(None, "--model", help="embedded: default|small; openai/vllm: model name; llamacpp: GGUF path")
-URL_OPT = typer.Option(None, "--base-url", help="openai: server URL, e.g. http://127.0.0.1:8000/v1")
-JSON_MODE_OPT = typer.Option(None, "--json-mode", help="openai: json_schema | json_object_schema (llama.cpp server) | none")
+def _print_sid_report(rep: dict) -> None:
+    _print_rows(rep["levels"], ["level", "used_codes", "utilisation", "entropy_norm", "max_bucket"], f"{rep.get('method', '')} codebook: {rep['n_items']} items")
+    extra = {k: rep.get(k) for k in ("collision_rate", "distinct_sids", "reconstruction_error", "semantic_consistency", "fit_seconds")}
+    console.print(json.dumps(extra | {"collision": rep.get("collision")}, default=str))
+
+
+@sid_app.command("stats")
+@clean_errors
+def sid_stats(path: Path = typer.Argument(..., help="folder written by `recsage sid fit`")) -> None:
+    """Utilisation, entropy, collisions and reconstruction error of a saved codebook."""
+    from recsage.pipelines.sid import sid_stats as stats
+
+    rep = stats(path)
+    _print_sid_report(rep)
+    console.print(json.dumps(rep["final"]))
 
 
 @llm_app.command("generate")

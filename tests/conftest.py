@@ -5,6 +5,7 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("RECSAGE_CACHE", str(Path(__file__).resolve().parents[1] / ".recsage" / "test-cache"))
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("RECSAGE_SHARED_DATA", REPO.parent / "shared" / "data"))

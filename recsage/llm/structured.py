@@ -90,6 +90,9 @@ def structured(
     """One result per conversation; invalid answers get up to `max_retries` repair turns."""
     js = json_schema_of(schema) if (constrained and backend.supports_json_schema) else None
     convs = [list(c) for c in conversations]
+    if js is None:  # no grammar: say the schema in words so the model can aim for it
+        hint = "\n\nReply with only a JSON object that matches this JSON schema:\n" + json.dumps(json_schema_of(schema))
+        convs = [c[:-1] + [{**c[-1], "content": c[-1]["content"] + hint}] if c else c for c in convs]
     results: list[StructuredResult[T] | None] = [None] * len(convs)
     pending = list(range(len(convs)))
     attempts = [0] * len(convs)

@@ -1,7 +1,8 @@
-"""Recommenders behind one `Recommender` interface: baselines now; SASRec and SID models next."""
+"""Recommenders behind one `Recommender` interface: baselines, SASRec; generative SID models next."""
 
 from recsage.recmodels.base import RECOMMENDERS, Recommender, register_recommender
 from recsage.recmodels.itemknn import ItemKNNConfig, ItemKNNRecommender
 from recsage.recmodels.popularity import PopularityRecommender
+from recsage.recmodels.sasrec import SASRec, SASRecConfig
 
-__all__ = ["ItemKNNConfig", "ItemKNNRecommender", "PopularityRecommender", "RECOMMENDERS", "Recommender", "register_recommender"]
+__all__ = ["ItemKNNConfig", "ItemKNNRecommender", "PopularityRecommender", "RECOMMENDERS", "Recommender", "SASRec", "SASRecConfig", "register_recommender"]

@@ -1,0 +1,169 @@
+"""One training loop for every torch recommender.
+
+Early stopping on a validation metric, a checkpoint after every epoch (resume after a kill
+continues from the last finished epoch and reproduces the uninterrupted run: data order and
+dropout are seeded per epoch), progress bars, and DistributedDataParallel when launched with
+`torchrun` (gloo on CPU, nccl on GPU): each rank takes its shard of every epoch's batches, rank 0
+validates and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+
+@dataclass(frozen=True)
+class TrainerConfig:
+    epochs: int = 50
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 5  # epochs without validation improvement before stopping
+    eval_every: int = 1
+    seed: int = 0
+    max_steps_per_epoch: int | None = None
+    progress: bool = True
+    checkpoint_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    best_epoch: int = -1
+    best_metric: float = float("-inf")
+    epochs_run: int = 0
+    resumed_from: int | None = None
+    seconds: float = 0.0
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def dist_info() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def init_distributed_from_env() -> bool:
+    """Initialises the process group when started by torchrun (WORLD_SIZE > 1)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+        return True
+    return False
+
+
+class Trainer:
+    """`batches(epoch) -> iterable of batches`, `loss(module, batch) -> scalar`,
+    `validate() -> float` (higher is better, e.g. NDCG@10)."""
+
+    def __init__(
+        self,
+        module: nn.Module,
+        config: TrainerConfig,
+        *,
+        batches: Callable[[int], Iterable[Any]],
+        loss: Callable[[nn.Module, Any], torch.Tensor],
+        validate: Callable[[], float] | None = None,
+    ) -> None:
+        self.module = module
+        self.config = config
+        self.batches = batches
+        self.loss = loss
+        self.validate = validate
+
+    def _paths(self) -> tuple[Path, Path] | None:
+        if not self.config.checkpoint_dir:
+            return None
+        d = Path(self.config.checkpoint_dir)
+        d.mkdir(parents=True, exist_ok=True)
+        return d / "last.pt", d / "best.pt"
+
+    def fit(self) -> TrainResult:
+        c = self.config
+        rank, world = dist_info()
+        model: nn.Module = self.module
+        if world > 1:
+            model = nn.parallel.DistributedDataParallel(self.module)
+        opt = torch.optim.AdamW(self.module.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        res = TrainResult()
+        start_epoch, bad_epochs = 0, 0
+        best_state = None
+        paths = self._paths()
+        if paths and paths[0].exists():
+            ck = torch.load(paths[0], weights_only=True)
+            self.module.load_state_dict(ck["model"])
+            opt.load_state_dict(ck["optimizer"])
+            meta = json.loads(ck["meta"])
+            start_epoch, bad_epochs = meta["epoch"] + 1, meta["bad_epochs"]
+            res.best_epoch, res.best_metric, res.history = meta["best_epoch"], meta["best_metric"], meta["history"]
+            res.resumed_from = meta["epoch"]
+            if paths[1].exists():
+                best_state = torch.load(paths[1], weights_only=True)
+        t0 = time.perf_counter()
+        for epoch in range(start_epoch, c.epochs):
+            torch.manual_seed(c.seed * 100_003 + epoch)  # dropout stream depends only on (seed, epoch)
+            model.train()
+            total, n = 0.0, 0
+            batches = list(self.batches(epoch))[rank::world]
+            if c.max_steps_per_epoch:
+                batches = batches[: c.max_steps_per_epoch]
+            bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not c.progress or rank != 0, leave=False)
+            for batch in bar:
+                loss = self.loss(model, batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                total += loss.item()
+                n += 1
+                bar.set_postfix(loss=f"{total / n:.4f}")
+            row = {"epoch": epoch, "loss": total / max(n, 1), "seconds": round(time.perf_counter() - t0, 1)}
+            stop = False
+            if self.validate is not None and (epoch + 1) % c.eval_every == 0:
+                self.module.eval()
+                metric = self.validate() if rank == 0 else 0.0
+                metric = _broadcast(metric)
+                row["valid"] = metric
+                if metric > res.best_metric:
+                    res.best_metric, res.best_epoch, bad_epochs = metric, epoch, 0
+                    best_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+                    if paths and rank == 0:
+                        torch.save(best_state, paths[1])
+                else:
+                    bad_epochs += 1
+                    stop = bad_epochs >= c.patience
+            res.history.append(row)
+            res.epochs_run += 1
+            if c.progress and rank == 0:
+                tqdm.write(json.dumps(row))
+            if paths and rank == 0:
+                meta = {"epoch": epoch, "bad_epochs": bad_epochs, "best_epoch": res.best_epoch, "best_metric": res.best_metric, "history": res.history}
+                tmp = paths[0].with_suffix(".tmp")
+                torch.save({"model": self.module.state_dict(), "optimizer": opt.state_dict(), "meta": json.dumps(meta)}, tmp)
+                os.replace(tmp, paths[0])  # atomic: a kill never leaves a half-written checkpoint
+            if stop:
+                break
+        if best_state is not None:
+            self.module.load_state_dict(best_state)
+        self.module.eval()
+        res.seconds = time.perf_counter() - t0
+        return res
+
+
+def _broadcast(value: float) -> float:
+    rank, world = dist_info()
+    if world == 1:
+        return value
+    t = torch.tensor([value], dtype=torch.float64)
+    torch.distributed.broadcast(t, src=0)
+    return float(t.item())

@@ -1,0 +1,58 @@
+"""Every quantizer: real items, shapes, determinism, save/load, not-fitted and bad-input errors."""
+
+import numpy as np
+import pytest
+
+from recsage.core.errors import InvalidInputError, NotFittedError
+from recsage.tokenizers import codebook_report, make_quantizer
+from recsage.tokenizers.base import Quantizer
+
+SMALL = {"rqkmeans": {}, "balanced": {"balance_iter": 2}, "rqvae": {"epochs": 15}}
+
+
+@pytest.mark.parametrize("method", ["rqkmeans", "balanced", "rqvae"])
+def test_fits_real_items(method, sci_text_vectors, tmp_path):
+    q = make_quantizer(method, n_levels=2, n_codes=32, **SMALL[method])
+    codes = q.fit_transform(sci_text_vectors)
+    assert codes.shape == (600, 2) and codes.min() >= 0 and codes.max() < 32
+    rep = codebook_report(codes, n_codes=32, vectors=sci_text_vectors, reconstruction=q.reconstruct(codes), text_vectors=sci_text_vectors)
+    assert rep["levels"][0]["utilisation"] > 0.5
+    assert 0 < rep["reconstruction_error"] < 1.0
+    assert rep["semantic_consistency"] > 0.2  # nearest text neighbours often share the first code
+    back = Quantizer.from_pretrained(q.save_pretrained(tmp_path / method))
+    assert np.array_equal(back.transform(sci_text_vectors), codes)
+
+
+@pytest.mark.parametrize("method", ["rqkmeans", "balanced", "rqvae"])
+def test_deterministic_under_seed(method, synthetic_vectors):
+    a = make_quantizer(method, n_levels=2, n_codes=8, seed=3, **SMALL[method]).fit_transform(synthetic_vectors)
+    b = make_quantizer(method, n_levels=2, n_codes=8, seed=3, **SMALL[method]).fit_transform(synthetic_vectors)
+    assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("method", ["rqkmeans", "balanced", "rqvae"])
+def test_errors(method, synthetic_vectors):
+    q = make_quantizer(method, n_levels=2, n_codes=8, **SMALL[method])
+    with pytest.raises(NotFittedError):
+        q.transform(synthetic_vectors)
+    with pytest.raises(InvalidInputError, match="empty item set"):
+        q.fit(np.zeros((0, 16), dtype=np.float32))
+    bad = synthetic_vectors.copy()
+    bad[7, 3] = np.nan
+    with pytest.raises(InvalidInputError, match="row 7"):
+        q.fit(bad)
+    with pytest.raises(InvalidInputError, match="codes per level but only 5 items"):
+        make_quantizer(method, n_levels=2, n_codes=8).fit(synthetic_vectors[:5])
+
+
+def test_balanced_is_balanced(sci_text_vectors):
+    codes = make_quantizer("balanced", n_levels=2, n_codes=32).fit_transform(sci_text_vectors)
+    counts = np.bincount(codes[:, 0], minlength=32)
+    assert counts.max() <= int(np.ceil(600 / 32))
+    plain = make_quantizer("rqkmeans", n_levels=2, n_codes=32).fit_transform(sci_text_vectors)
+    assert np.bincount(plain[:, 0]).max() > counts.max()
+
+
+def test_unknown_method():
+    with pytest.raises(KeyError, match="known: balanced, rqkmeans, rqvae"):
+        make_quantizer("vq-gan")
