@@ -37,7 +37,13 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/recsage demo
 
-test: install
+# Debian's Chromium for the real-browser test (Playwright's own download cannot work offline).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian chromium (browser tests)"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) || \
+	  echo "could not install chromium (not root?): the browser test will fail"; }
+
+test: install browser
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 

@@ -247,5 +247,91 @@ def llm_cache(action: str = typer.Argument(..., help="stats | clear"), path: Opt
     console.print_json(json.dumps(cache(action, path)))
 
 
+def _parse_params(items: list[str]) -> dict:
+    out = {}
+    for it in items:
+        if "=" not in it:
+            raise typer.BadParameter(f"--set expects key=value, got {it!r}")
+        k, v = it.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
+
+
+@app.command("train")
+@clean_errors
+def train_cmd(
+    method: str = typer.Argument(..., help="sasrec | tiger | lazy | itemknn | popularity"),
+    data: Path = typer.Option(..., "--data", help="prepared dataset folder"),
+    out: Path = typer.Option(..., "--out"),
+    sid: Optional[str] = typer.Option(None, "--sid", help="tiger/lazy: SID folder from `recsage sid fit`, or published:<index>"),
+    protocol: str = typer.Option("loo", "--protocol"),
+    seed: int = typer.Option(0, "--seed"),
+    set_: list[str] = typer.Option([], "--set", help="config override, e.g. --set epochs=20 --set dim=64"),
+) -> None:
+    """Train with early stopping on validation NDCG@10 (resumes from OUT/checkpoints), then score the test split."""
+    from recsage.pipelines.train import train_recommender
+
+    _, row = train_recommender(method, data, protocol=protocol, sid=sid, out=out, seed=seed, **_parse_params(set_))
+    cols = ["method", "protocol", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "train_seconds", "ms_per_user"]
+    _print_rows([row], cols, f"{method} on {data}")
+    console.print(f"[green]saved[/] {out}")
+
+
+@app.command("evaluate")
+@clean_errors
+def evaluate_cmd(
+    model: Path = typer.Option(..., "--model", help="folder OUT/model written by `recsage train`"),
+    data: Path = typer.Option(..., "--data"),
+    protocol: str = typer.Option("loo", "--protocol"),
+    ks: str = typer.Option("5,10,20", "--ks"),
+) -> None:
+    """Score a saved model on a prepared dataset's test split (full ranking)."""
+    from recsage.evaluation import evaluate
+    from recsage.pipelines.data import load_split
+    from recsage.pipelines.train import load_model
+
+    _, split = load_split(data, protocol)
+    m = load_model(model)
+    res = evaluate(m, split.test, tuple(int(k) for k in ks.split(",")), n_items=split.n_items, exclude_seen=split.exclude_seen)
+    console.print_json(json.dumps(res))
+
+
+@app.command("recommend")
+@clean_errors
+def recommend_cmd(
+    model: Path = typer.Option(..., "--model"),
+    data: Path = typer.Option(..., "--data"),
+    user: int = typer.Option(..., "--user"),
+    k: int = typer.Option(10, "--k"),
+) -> None:
+    """Top-K items (with titles) for one user."""
+    from recsage.pipelines.train import recommend_for_user
+
+    res = recommend_for_user(model, data, user, k)
+    console.print(f"[bold]user {user}[/] recent history: {res['history']}")
+    if res["cold_start_fallback"]:
+        console.print("[yellow]no history: popularity fallback[/]")
+    _print_rows(res["recommendations"], ["rank", "item_id", "title", "score"], "recommendations")
+
+
+@app.command("app")
+def app_cmd(
+    host: str = typer.Option("127.0.0.1", "--host", help="bind address (127.0.0.1 unless you mean to expose it)"),
+    port: int = typer.Option(8501, "--port"),
+) -> None:
+    """Start the Streamlit workbench."""
+    import subprocess
+    import sys
+
+    script = Path(__file__).resolve().parent / "app" / "workbench.py"
+    cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host, "--server.port", str(port),
+           "--server.headless", "true", "--server.maxUploadSize", "20", "--browser.gatherUsageStats", "false"]
+    console.print(f"workbench on http://{host}:{port}")
+    raise typer.Exit(subprocess.call(cmd))
+
+
 if __name__ == "__main__":
     app()

@@ -46,6 +46,9 @@ def test_unknown_kind(tmp_path):
 
 
 def test_demo_runs_on_bundled_sample(tmp_path, bundled_data):
-    r = runner.invoke(app, ["demo", "--data", str(bundled_data), "--out", str(tmp_path / "demo")])
+    """The whole demo, with the real embedded LLM (the small one, to keep the suite fast)."""
+    r = runner.invoke(app, ["demo", "--data", str(bundled_data), "--out", str(tmp_path / "demo"), "--model", "small", "--llm-items", "2"])
     assert r.exit_code == 0, r.output
     assert "itemknn" in r.output and "400 headline A/B tests" in r.output
+    assert "LLM item tags" in r.output and "FAILED" not in r.output
+    assert "Semantic IDs" in r.output and "<a_" in r.output

@@ -118,10 +118,16 @@ class CachedBackend(LLMBackend):
         miss_idx = [i for i, k in enumerate(keys) if k not in found]
         self.hits += len(keys) - len(miss_idx)
         self.misses += len(miss_idx)
-        if miss_idx:
-            fresh = self.inner.chat([conversations[i] for i in miss_idx], p, json_schema)
-            self.cache.put_many([(keys[i], self.inner.name, self.inner.model_id, c) for i, c in zip(miss_idx, fresh)])
-            for i, c in zip(miss_idx, fresh):
+        # misses go to the model in chunks of its concurrency and are stored as each chunk
+        # finishes, so a kill in the middle of a long call list keeps everything already answered
+        step = max(1, self.inner.max_concurrency)
+        for lo in range(0, len(miss_idx), step):
+            chunk = [i for i in miss_idx[lo : lo + step] if keys[i] not in found]  # duplicates within a call
+            if not chunk:
+                continue
+            fresh = self.inner.chat([conversations[i] for i in chunk], p, json_schema)
+            self.cache.put_many([(keys[i], self.inner.name, self.inner.model_id, c) for i, c in zip(chunk, fresh)])
+            for i, c in zip(chunk, fresh):
                 found[keys[i]] = c
         return [found[k] for k in keys]
 

@@ -47,6 +47,7 @@ def build_semantic_ids(
     collision: str = "suffix",
     out: str | Path | None = None,
     vectors: np.ndarray | None = None,
+    text_vectors: np.ndarray | None = None,
     seed: int = 0,
     **params: Any,
 ) -> tuple[SIDTable, dict[str, Any]]:
@@ -60,7 +61,7 @@ def build_semantic_ids(
     fit_s = time.perf_counter() - t
     candidates = q.candidate_last_codes(x, raw_codes, k=min(codes, 64)) if collision == "reassign" else None
     unique, coll = make_unique(raw_codes, collision, candidates)
-    text_vecs = x if source == "text" else None
+    text_vecs = text_vectors if text_vectors is not None else (x if source == "text" else None)
     report = codebook_report(raw_codes, n_codes=codes, vectors=x, reconstruction=q.reconstruct(raw_codes), text_vectors=text_vecs)
     report.update({"method": method, "source": source, "collision": coll, "vector_seconds": round(t_vec, 2), "fit_seconds": round(fit_s, 2), "dataset": dataset.name})
     table = SIDTable(unique, fingerprint=item_fingerprint(dataset.items["raw_id"].tolist()), meta={"method": method, "source": source, "levels": levels, "codes": codes, "collision": collision})

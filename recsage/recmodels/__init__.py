@@ -3,6 +3,8 @@
 from recsage.recmodels.base import RECOMMENDERS, Recommender, register_recommender
 from recsage.recmodels.itemknn import ItemKNNConfig, ItemKNNRecommender
 from recsage.recmodels.popularity import PopularityRecommender
+from recsage.recmodels.decoding import constrained_beam_search
+from recsage.recmodels.generative import GenerativeConfig, GenerativeSIDRecommender
 from recsage.recmodels.sasrec import SASRec, SASRecConfig
 
-__all__ = ["ItemKNNConfig", "ItemKNNRecommender", "PopularityRecommender", "RECOMMENDERS", "Recommender", "SASRec", "SASRecConfig", "register_recommender"]
+__all__ = ["GenerativeConfig", "GenerativeSIDRecommender", "constrained_beam_search", "ItemKNNConfig", "ItemKNNRecommender", "PopularityRecommender", "RECOMMENDERS", "Recommender", "SASRec", "SASRecConfig", "register_recommender"]

@@ -35,6 +35,7 @@ class SASRecConfig:
     patience: int = 5
     seed: int = 0
     max_steps_per_epoch: int | None = None
+    max_train_seconds: float | None = None
     progress: bool = True
 
     def to_dict(self) -> dict[str, Any]:
@@ -120,7 +121,8 @@ class SASRec(ScoringRecommender):
         trainer = Trainer(
             self.module_,
             TrainerConfig(epochs=c.epochs, lr=c.lr, weight_decay=c.weight_decay, patience=c.patience, seed=c.seed,
-                          max_steps_per_epoch=c.max_steps_per_epoch, progress=c.progress, checkpoint_dir=self.checkpoint_dir),
+                          max_steps_per_epoch=c.max_steps_per_epoch, progress=c.progress, checkpoint_dir=self.checkpoint_dir,
+                          max_seconds=c.max_train_seconds),
             batches=batches, loss=loss, validate=validate if valid is not None else None,
         )
         self.train_result_: TrainResult = trainer.fit()

@@ -33,6 +33,7 @@ class TrainerConfig:
     max_steps_per_epoch: int | None = None
     progress: bool = True
     checkpoint_dir: str | None = None
+    max_seconds: float | None = None  # time budget: stop after the epoch that crosses it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,6 +45,7 @@ class TrainResult:
     best_metric: float = float("-inf")
     epochs_run: int = 0
     resumed_from: int | None = None
+    stopped_by_time: bool = False
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
 
@@ -115,7 +117,8 @@ class Trainer:
             torch.manual_seed(c.seed * 100_003 + epoch)  # dropout stream depends only on (seed, epoch)
             model.train()
             total, n = 0.0, 0
-            batches = list(self.batches(epoch))[rank::world]
+            batches = list(self.batches(epoch))
+            batches = batches[: len(batches) // world * world][rank::world]  # equal counts: DDP ranks must step together
             if c.max_steps_per_epoch:
                 batches = batches[: c.max_steps_per_epoch]
             bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not c.progress or rank != 0, leave=False)
@@ -151,6 +154,9 @@ class Trainer:
                 tmp = paths[0].with_suffix(".tmp")
                 torch.save({"model": self.module.state_dict(), "optimizer": opt.state_dict(), "meta": json.dumps(meta)}, tmp)
                 os.replace(tmp, paths[0])  # atomic: a kill never leaves a half-written checkpoint
+            if c.max_seconds and time.perf_counter() - t0 > c.max_seconds:
+                res.stopped_by_time = True
+                stop = True
             if stop:
                 break
         if best_state is not None:

@@ -43,5 +43,5 @@ def test_itemknn_beats_popularity(sci_split):
 
 
 def test_unknown_recommender_lists_known_names():
-    with pytest.raises(KeyError, match="known: itemknn, popularity"):
+    with pytest.raises(KeyError, match="known: generative, itemknn, popularity, sasrec"):
         RECOMMENDERS.get("tiger-xl")

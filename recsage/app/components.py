@@ -1,0 +1,42 @@
+"""Cached handles on recsage APIs for the pages: the only place Streamlit caching lives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import streamlit as st
+
+from recsage.pipelines import explore
+
+WORKSPACE = Path(os.environ.get("RECSAGE_WORKSPACE", ".recsage/workbench"))
+
+
+@st.cache_resource(show_spinner="Preparing the bundled sample…")
+def workspace() -> Path:
+    return explore.ensure_workspace(WORKSPACE)
+
+
+@st.cache_data(show_spinner=False)
+def overview(path: str) -> dict:
+    return explore.dataset_overview(path)
+
+
+@st.cache_data(show_spinner="Training the models for this dataset…")
+def recommendations(prepared: str, user_id: int, methods: tuple[str, ...], k: int) -> dict:
+    return explore.user_recommendations(prepared, user_id, methods, k)
+
+
+@st.cache_resource(show_spinner="Fitting a semantic-ID codebook…")
+def sid_for(prepared: str, method: str, levels: int, codes: int) -> str:
+    from recsage.datasets import Dataset
+    from recsage.pipelines.sid import build_semantic_ids
+
+    out = Path(prepared).parent / "sid" / f"{Path(prepared).name}-{method}-{levels}x{codes}"
+    if not (out / "sids.parquet").exists():
+        build_semantic_ids(Dataset.load(prepared), method=method, levels=levels, codes=codes, collision="suffix", out=out)
+    return str(out)
+
+
+def show_error(e: Exception) -> None:
+    st.error(str(e))

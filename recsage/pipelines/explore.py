@@ -1,0 +1,118 @@
+"""Read-only views the workbench (and notebooks) show: plain data in, plain data out."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsage.core.errors import InvalidInputError
+from recsage.datasets import ColumnMapping, Dataset, ValidationReport, load_generic
+from recsage.pipelines.data import load_split, prepare_dataset
+from recsage.pipelines.recommend import fit_recommender
+from recsage.tokenizers import SIDTable
+
+MAX_UPLOAD_BYTES = 20 * 2**20
+
+
+def ensure_workspace(root: str | Path = ".recsage/workbench", data_dir: str | Path | None = None) -> Path:
+    """Prepares the bundled samples once, so a fresh clone shows real content."""
+    from recsage.pipelines.demo import bundled_data_dir
+
+    root = Path(root)
+    data_dir = Path(data_dir) if data_dir else bundled_data_dir()
+    for kind, folder in (("scientific", "scientific-sample"), ("upworthy", "upworthy-sample")):
+        if not (root / kind / "dataset.json").exists():
+            prepare_dataset(kind, data_dir / folder, root / kind)
+    return root
+
+
+def list_prepared(root: str | Path) -> list[str]:
+    root = Path(root)
+    return sorted(p.parent.name for p in root.glob("*/dataset.json"))
+
+
+def dataset_overview(path: str | Path) -> dict[str, Any]:
+    ds = Dataset.load(path)
+    out: dict[str, Any] = {"summary": ds.summary(), "validation": ds.meta.get("validation", {}), "meta": {k: v for k, v in ds.meta.items() if k != "validation"}}
+    if ds.interactions is not None and len(ds.interactions):
+        lengths = ds.interactions.groupby("user_id").size()
+        out["sequence_lengths"] = lengths.value_counts().sort_index().rename_axis("length").reset_index(name="users")
+        pop = ds.interactions["item_id"].value_counts().head(15)
+        out["top_items"] = pd.DataFrame({"item_id": pop.index, "interactions": pop.values, "title": ds.items.set_index("item_id").loc[pop.index, "title"].str.slice(0, 80).values})
+    if ds.experiments is not None:
+        e = ds.experiments
+        out["tests"] = e.groupby("test_id").agg(variants=("headline", "size"), impressions=("impressions", "sum"), best_ctr=("ctr", "max")).reset_index().head(200)
+    if ds.items is not None:
+        out["items_sample"] = ds.items.head(50)[[c for c in ("item_id", "title", "brand", "categories") if c in ds.items]]
+    return out
+
+
+def validate_upload(data: bytes, filename: str, mapping: str | None = None) -> dict[str, Any]:
+    """Uploaded interaction file → counts + validation report (rows with problems are skipped and listed)."""
+    if len(data) > MAX_UPLOAD_BYTES:
+        raise InvalidInputError(f"upload is {len(data) / 2**20:.1f} MB; the limit is {MAX_UPLOAD_BYTES // 2**20} MB", file=filename)
+    suffix = "".join(Path(filename).suffixes[-2:]) or ".csv"
+    if not suffix.endswith((".csv", ".jsonl", ".parquet", ".tsv", ".gz")):
+        raise InvalidInputError("unsupported file type (csv, tsv, jsonl, parquet)", file=filename)
+    with tempfile.TemporaryDirectory() as tmp:
+        p = Path(tmp) / f"upload{suffix}"
+        p.write_bytes(data)
+        report = ValidationReport(skip_bad=True)
+        ds = load_generic(p, mapping=ColumnMapping.parse(mapping), report=report, name=Path(filename).stem)
+    return {"summary": ds.summary(), "validation": report.to_dict()}
+
+
+@lru_cache(maxsize=8)
+def _fitted(prepared: str, method: str):
+    ds, split = load_split(prepared, "loo")
+    return ds, split, fit_recommender(method, split)
+
+
+def user_recommendations(prepared: str | Path, user_id: int, methods: tuple[str, ...] = ("popularity", "itemknn"), k: int = 10) -> dict[str, Any]:
+    """A user's history (titles) and each model's top-k with titles, on the leave-one-out split."""
+    out: dict[str, Any] = {"models": {}}
+    for method in methods:
+        ds, split, model = _fitted(str(prepared), method)
+        if not 0 <= user_id < ds.n_users:
+            raise InvalidInputError(f"unknown user {user_id} (0..{ds.n_users - 1})", field="user_id")
+        pos = np.flatnonzero(split.test.user_ids == user_id)
+        hist = split.test.histories[pos[0]] if len(pos) else np.empty(0, dtype=np.int64)
+        titles = ds.items.set_index("item_id")["title"]
+        out["history"] = pd.DataFrame({"item_id": hist, "title": titles.loc[hist].values})
+        out["held_out"] = None if not len(pos) else {"item_id": int(split.test.targets[pos[0]]), "title": titles.loc[int(split.test.targets[pos[0]])]}
+        ids, scores = model.recommend([hist], k=k)
+        ids = ids[0][ids[0] >= 0]
+        out["models"][method] = pd.DataFrame({"rank": np.arange(1, len(ids) + 1), "item_id": ids, "title": titles.loc[ids].values, "score": scores[0][: len(ids)]})
+    return out
+
+
+def sid_overview(sid_dir: str | Path, prepared: str | Path) -> dict[str, Any]:
+    table = SIDTable.load(sid_dir)
+    ds = Dataset.load(prepared)
+    table.check_items(ds.items["raw_id"].tolist())
+    report = json.loads((Path(sid_dir) / "report.json").read_text()) if (Path(sid_dir) / "report.json").exists() else {}
+    frame = pd.DataFrame({"item_id": np.arange(table.n_items), "sid": [table.text(i) for i in range(table.n_items)], "title": ds.items["title"].str.slice(0, 80)})
+    return {"table": table, "report": report, "frame": frame}
+
+
+def items_with_prefix(table: SIDTable, prefix: tuple[int, ...]) -> np.ndarray:
+    if not prefix:
+        return np.arange(table.n_items)
+    return np.flatnonzero((table.codes[:, : len(prefix)] == np.asarray(prefix)[None, :]).all(1))
+
+
+def benchmark_results(results_dir: str | Path | None = None) -> dict[str, pd.DataFrame]:
+    d = Path(results_dir) if results_dir else Path(__file__).resolve().parents[2] / "benchmarks" / "results"
+    out = {}
+    for p in sorted(d.glob("*.json")):
+        try:
+            out[p.stem] = pd.DataFrame(json.loads(p.read_text()))
+        except (json.JSONDecodeError, ValueError):
+            continue
+    return out

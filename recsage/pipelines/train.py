@@ -1,0 +1,117 @@
+"""Train, evaluate, save and use recommenders on a prepared dataset."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsage.core.errors import InvalidInputError
+from recsage.core.seeding import set_seed
+from recsage.datasets import Dataset, Split
+from recsage.evaluation import evaluate
+from recsage.pipelines.data import load_split
+from recsage.pipelines.sid import published_sid_table
+from recsage.recmodels import RECOMMENDERS, SASRec, SASRecConfig
+from recsage.recmodels.generative import GenerativeConfig, GenerativeSIDRecommender
+from recsage.tokenizers import SIDTable
+
+METHODS = ("popularity", "itemknn", "sasrec", "tiger", "lazy")
+
+
+def _config(cls, params: dict[str, Any], **fixed: Any):
+    names = {f.name for f in fields(cls)}
+    unknown = set(params) - names
+    if unknown:
+        raise InvalidInputError(f"unknown parameter(s) {sorted(unknown)} for {cls.__name__}; known: {sorted(names)}", field=sorted(unknown)[0])
+    return cls(**{**params, **fixed})
+
+
+def resolve_sid(dataset: Dataset, sid: str | None) -> SIDTable:
+    if not sid:
+        raise InvalidInputError("generative models need --sid (a folder from `recsage sid fit`, or published:<index name>)", field="sid")
+    if sid.startswith("published:"):
+        return published_sid_table(dataset, sid.split(":", 1)[1])
+    table = SIDTable.load(sid)
+    table.check_items(dataset.items["raw_id"].tolist())
+    if not table.is_unique:
+        raise InvalidInputError("codebook has colliding semantic IDs; refit with --collision suffix or reassign", field="sid")
+    return table
+
+
+def build_model(method: str, dataset: Dataset, *, sid: str | None = None, seed: int = 0, checkpoint_dir: str | None = None,
+                side_features: np.ndarray | None = None, **params: Any):
+    if method not in METHODS:
+        raise InvalidInputError(f"unknown method {method!r}; known: {', '.join(METHODS)}", field="method")
+    if method in ("popularity", "itemknn"):
+        return RECOMMENDERS.get(method)()
+    if method == "sasrec":
+        return SASRec(_config(SASRecConfig, params, seed=seed), side_features=side_features, checkpoint_dir=checkpoint_dir)
+    arch = "encoder-decoder" if method == "tiger" else "lazy"
+    return GenerativeSIDRecommender(resolve_sid(dataset, sid), _config(GenerativeConfig, params, architecture=arch, seed=seed),
+                                    side_features=side_features, checkpoint_dir=checkpoint_dir)
+
+
+def train_recommender(method: str, prepared: str | Path, *, protocol: str = "loo", sid: str | None = None, out: str | Path | None = None,
+                      seed: int = 0, ks: tuple[int, ...] = (5, 10, 20), side_features: np.ndarray | None = None, split: Split | None = None,
+                      dataset: Dataset | None = None, **params: Any) -> tuple[Any, dict[str, Any]]:
+    """Fits on the split's training part (early stopping on validation), scores the test part."""
+    if split is None or dataset is None:
+        dataset, split = load_split(prepared, protocol)
+    set_seed(seed)
+    ckpt = str(Path(out) / "checkpoints") if out else None
+    model = build_model(method, dataset, sid=sid, seed=seed, checkpoint_dir=ckpt, side_features=side_features, **params)
+    t = time.perf_counter()
+    if method in ("popularity", "itemknn"):
+        model.fit(split.train, split.valid)
+    else:
+        model.fit(split.train, split.valid, exclude_seen=split.exclude_seen)
+    train_s = time.perf_counter() - t
+    t = time.perf_counter()
+    metrics = evaluate(model, split.test, ks, n_items=split.n_items, exclude_seen=split.exclude_seen, batch_size=512 if method in ("tiger", "lazy") else 1024)
+    row = {"dataset": dataset.name, "method": method, "protocol": split.protocol, "exclude_seen": split.exclude_seen, "seeds": [seed],
+           "sid": sid, **metrics, "train_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t, 1),
+           "ms_per_user": round(1000 * (time.perf_counter() - t) / max(len(split.test), 1), 2)}
+    if hasattr(model, "train_result_"):
+        row["best_epoch"] = model.train_result_.best_epoch
+        row["epochs_run"] = model.train_result_.epochs_run
+    if method in ("tiger", "lazy"):
+        row["beam_size"] = model.config.beam_size
+    if out:
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        if hasattr(model, "save_pretrained"):
+            model.save_pretrained(out / "model")
+        (out / "metrics.json").write_text(json.dumps(row, indent=2, default=str))
+    return model, row
+
+
+def load_model(model_dir: str | Path):
+    d = Path(model_dir)
+    cfg = d / "config.json"
+    if not cfg.exists():
+        raise InvalidInputError("not a saved model (no config.json)", file=str(d))
+    cls = json.loads(cfg.read_text()).get("class")
+    if cls == "sasrec":
+        return SASRec.from_pretrained(d)
+    if cls == "generative":
+        return GenerativeSIDRecommender.from_pretrained(d)
+    raise InvalidInputError(f"unknown model class {cls!r}", file=str(cfg), field="class")
+
+
+def recommend_for_user(model_dir: str | Path, prepared: str | Path, user_id: int, k: int = 10) -> dict[str, Any]:
+    """Top-k with titles for one user of the prepared dataset (history = all their interactions)."""
+    model = load_model(model_dir)
+    ds = Dataset.load(prepared)
+    if not 0 <= user_id < ds.n_users:
+        raise InvalidInputError(f"unknown user {user_id} (0..{ds.n_users - 1})", field="user")
+    hist = ds.sequences()[user_id]
+    ids, scores = model.recommend([hist], k=k)
+    titles = ds.items.set_index("item_id")["title"]
+    recs = [{"rank": r + 1, "item_id": int(i), "title": str(titles.loc[i]), "score": float(s)} for r, (i, s) in enumerate(zip(ids[0], scores[0])) if i >= 0]
+    return {"user": user_id, "history": [str(titles.loc[i]) for i in hist[-10:]], "recommendations": recs,
+            "cold_start_fallback": bool(getattr(model, "cold_fallbacks_", 0))}

@@ -1,0 +1,297 @@
+"""Generative Semantic-ID recommenders: history → the next item's SID, token by token.
+
+Two architectures behind one estimator:
+- `encoder-decoder` (TIGER): the history is flattened to SID tokens (items × levels) and read by a
+  transformer encoder; a transformer decoder emits the target's codes.
+- `lazy` (OneRec-V2 style): a light context encoder — one vector per history item (sum of its SID
+  token embeddings + id embedding + position), no self-attention — and the computation is spent
+  in the decoder, which cross-attends to that context. Far cheaper on long histories.
+Decoding is `constrained_beam_search` over a `SIDPrefixIndex`, so only real items come out.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from recsage.core.errors import InvalidInputError, NotFittedError
+from recsage.datasets.splits import QuerySet, SequenceSet
+from recsage.evaluation import evaluate
+from recsage.recmodels.base import register_recommender
+from recsage.recmodels.decoding import constrained_beam_search
+from recsage.recmodels.layers import ItemEncoder
+from recsage.recmodels.trainer import Trainer, TrainerConfig, TrainResult
+from recsage.tokenizers.prefix_index import SIDPrefixIndex
+from recsage.tokenizers.sid_table import SIDTable
+
+FORMAT_VERSION = 1
+ARCHITECTURES = ("encoder-decoder", "lazy")
+
+
+@dataclass(frozen=True)
+class GenerativeConfig:
+    architecture: str = "lazy"
+    max_items: int = 20  # history items the model reads
+    dim: int = 128
+    n_encoder_layers: int = 4  # encoder-decoder only
+    n_decoder_layers: int = 4
+    n_heads: int = 4
+    ff_mult: int = 4
+    dropout: float = 0.2
+    use_item_ids: bool = True  # lazy context adds an id embedding to each history item's SID embedding
+    batch_size: int = 256
+    epochs: int = 30
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    patience: int = 4
+    beam_size: int = 20
+    valid_users: int | None = 2000  # validation subsample for early stopping (beam search is costly)
+    seed: int = 0
+    max_steps_per_epoch: int | None = None
+    max_train_seconds: float | None = None
+    progress: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> GenerativeConfig:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in names})
+
+
+class SIDVocab:
+    """Level l code c ↔ model token 1 + offset[l] + c (0 is padding, last id is BOS)."""
+
+    def __init__(self, level_sizes: list[int]) -> None:
+        self.level_sizes = list(level_sizes)
+        self.offsets = np.concatenate([[0], np.cumsum(level_sizes)[:-1]]).astype(np.int64) + 1
+        self.bos = int(sum(level_sizes)) + 1
+        self.size = self.bos + 1
+
+    def tokens(self, codes: np.ndarray) -> np.ndarray:
+        return codes + self.offsets[None, :]
+
+
+class GenerativeModule(nn.Module):
+    def __init__(self, n_items: int, codes: np.ndarray, config: GenerativeConfig, side_features: np.ndarray | None = None) -> None:
+        super().__init__()
+        c = config
+        self.config = c
+        self.vocab = SIDVocab([int(codes[:, lv].max()) + 1 for lv in range(codes.shape[1])])
+        self.n_levels = codes.shape[1]
+        self.register_buffer("item_tokens", torch.from_numpy(np.concatenate([np.zeros((1, self.n_levels), np.int64), self.vocab.tokens(codes)])))
+        self.token = nn.Embedding(self.vocab.size, c.dim, padding_idx=0)
+        nn.init.normal_(self.token.weight, std=0.02)
+        self.item_pos = nn.Embedding(c.max_items, c.dim)
+        self.level = nn.Embedding(self.n_levels + 1, c.dim)
+        self.items = ItemEncoder(n_items, c.dim, side_features) if (c.use_item_ids or side_features is not None) else None
+        if c.architecture == "encoder-decoder":
+            layer = nn.TransformerEncoderLayer(c.dim, c.n_heads, c.dim * c.ff_mult, c.dropout, batch_first=True, norm_first=True, activation="gelu")
+            self.encoder = nn.TransformerEncoder(layer, c.n_encoder_layers, enable_nested_tensor=False)
+        else:
+            self.encoder = None
+        self.context_norm = nn.LayerNorm(c.dim)
+        dlayer = nn.TransformerDecoderLayer(c.dim, c.n_heads, c.dim * c.ff_mult, c.dropout, batch_first=True, norm_first=True, activation="gelu")
+        self.decoder = nn.TransformerDecoder(dlayer, c.n_decoder_layers)
+        self.out_norm = nn.LayerNorm(c.dim)
+        self.dropout = nn.Dropout(c.dropout)
+
+    def encode(self, hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """hist: (B, max_items) shifted item ids (0 = pad) → context (B, T, dim), pad mask (B, T)."""
+        b, n = hist.shape
+        toks = self.item_tokens[hist]  # (B, n, L)
+        pos = self.item_pos(torch.arange(n, device=hist.device))[None]
+        if self.encoder is None:  # lazy: one vector per item
+            ctx = self.token(toks).sum(2) + pos
+            if self.items is not None:
+                ctx = ctx + self.items(hist)
+            pad = hist == 0
+        else:  # TIGER: every SID token is a position
+            lv = self.level(torch.arange(1, self.n_levels + 1, device=hist.device))[None, None]
+            ctx = (self.token(toks) + lv + pos[:, :, None]).reshape(b, n * self.n_levels, -1)
+            pad = (toks == 0).reshape(b, n * self.n_levels)
+            keep = (~pad).unsqueeze(-1).to(ctx.dtype)
+            ctx = self.encoder(self.dropout(ctx) * keep)  # zeroed padding, as in SASRec (no NaN rows)
+        # a fully empty history still needs one key to attend to: unmask the last slot
+        pad = pad.clone()
+        pad[:, -1] = False
+        return self.context_norm(self.dropout(ctx)), pad
+
+    def decode(self, ctx: torch.Tensor, ctx_pad: torch.Tensor, prefix_tokens: torch.Tensor) -> torch.Tensor:
+        """prefix_tokens (B, l) model tokens of the codes so far → hidden state for the next level."""
+        b, l = prefix_tokens.shape
+        bos = torch.full((b, 1), self.vocab.bos, dtype=torch.long, device=ctx.device)
+        inp = torch.cat([bos, prefix_tokens], 1)
+        x = self.token(inp) + self.level(torch.arange(l + 1, device=ctx.device))[None]
+        causal = torch.triu(torch.full((l + 1, l + 1), float("-inf"), device=ctx.device), diagonal=1)
+        h = self.decoder(self.dropout(x), ctx, tgt_mask=causal, memory_key_padding_mask=ctx_pad)
+        return self.out_norm(h)
+
+    def level_logits(self, h: torch.Tensor, level: int) -> torch.Tensor:
+        lo = int(self.vocab.offsets[level])
+        w = self.token.weight[lo : lo + self.vocab.level_sizes[level]]
+        return h @ w.T
+
+    def forward(self, hist: torch.Tensor, target_codes: torch.Tensor) -> torch.Tensor:
+        """Training loss (mean CE over levels); `forward` so DDP wraps it."""
+        ctx, pad = self.encode(hist)
+        tokens = target_codes + torch.from_numpy(self.vocab.offsets).to(target_codes.device)[None]
+        h = self.decode(ctx, pad, tokens[:, :-1])  # (B, L, dim): position l predicts level l
+        return sum(nn.functional.cross_entropy(self.level_logits(h[:, lv], lv), target_codes[:, lv]) for lv in range(self.n_levels)) / self.n_levels
+
+
+def history_samples(sequences: list[np.ndarray], max_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sliding-window augmentation: every position t >= 1 of every training sequence is a sample
+    (history = up to `max_items` items before it, right-aligned, shifted by +1)."""
+    hs, ts = [], []
+    for s in sequences:
+        s = np.asarray(s)
+        for t in range(1, len(s)):
+            h = s[max(0, t - max_items) : t] + 1
+            row = np.zeros(max_items, dtype=np.int64)
+            row[-len(h):] = h
+            hs.append(row)
+            ts.append(s[t])
+    if not hs:
+        raise InvalidInputError("no training samples: sequences need at least two items", field="train")
+    return np.stack(hs), np.asarray(ts, dtype=np.int64)
+
+
+@register_recommender("generative")
+class GenerativeSIDRecommender:
+    """`recommend` returns the beam's valid, de-duplicated items in score order (PROTOCOLS.md)."""
+
+    def __init__(self, sid_table: SIDTable, config: GenerativeConfig | None = None, *, side_features: np.ndarray | None = None,
+                 checkpoint_dir: str | None = None) -> None:
+        self.sid_table = sid_table
+        self.config = config or GenerativeConfig()
+        if self.config.architecture not in ARCHITECTURES:
+            raise InvalidInputError(f"unknown architecture {self.config.architecture!r}; known: {', '.join(ARCHITECTURES)}", field="architecture")
+        self.side_features = side_features
+        self.checkpoint_dir = checkpoint_dir
+
+    def _build(self, n_items: int) -> None:
+        if self.sid_table.n_items != n_items:
+            raise InvalidInputError(f"SID table has {self.sid_table.n_items} items, the data has {n_items}: mismatched codebook", field="sid")
+        torch.manual_seed(self.config.seed)
+        self.index_ = SIDPrefixIndex(self.sid_table)
+        self.module_ = GenerativeModule(n_items, self.sid_table.codes, self.config, self.side_features)
+        self.n_items_ = n_items
+
+    def fit(self, train: SequenceSet, valid: QuerySet | None = None, *, exclude_seen: bool = True) -> GenerativeSIDRecommender:
+        c = self.config
+        self._build(train.n_items)
+        hist, tgt = history_samples(train.sequences, c.max_items)
+        ht, tt = torch.from_numpy(hist), torch.from_numpy(self.sid_table.codes[tgt])
+        self.popularity_ = np.bincount(np.concatenate(train.sequences), minlength=train.n_items).astype(np.float64)
+
+        def batches(epoch: int):
+            order = np.random.default_rng([c.seed, epoch]).permutation(len(ht))
+            for lo in range(0, len(order), c.batch_size):
+                idx = torch.from_numpy(order[lo : lo + c.batch_size])
+                yield ht[idx], tt[idx]
+
+        def loss(model: nn.Module, batch) -> torch.Tensor:
+            return model(*batch)
+
+        vq = valid
+        if valid is not None and c.valid_users and len(valid) > c.valid_users:
+            vq = valid.subset(np.random.default_rng(c.seed).choice(len(valid), c.valid_users, replace=False))
+
+        def validate() -> float:
+            return evaluate(self, vq, (10,), n_items=self.n_items_, exclude_seen=exclude_seen, progress=False, batch_size=256)["ndcg@10"]
+
+        trainer = Trainer(self.module_, TrainerConfig(epochs=c.epochs, lr=c.lr, weight_decay=c.weight_decay, patience=c.patience, seed=c.seed,
+                                                      max_steps_per_epoch=c.max_steps_per_epoch, progress=c.progress, checkpoint_dir=self.checkpoint_dir,
+                          max_seconds=c.max_train_seconds),
+                          batches=batches, loss=loss, validate=validate if valid is not None else None)
+        self.train_result_: TrainResult = trainer.fit()
+        return self
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "module_"):
+            raise NotFittedError("GenerativeSIDRecommender is not fitted; call fit() first")
+
+    def recommend(self, histories, k: int = 10, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        self._check_fitted()
+        hist = []
+        for i, h in enumerate(histories):
+            h = np.asarray(h, dtype=np.int64).reshape(-1)
+            if len(h) and (h.min() < 0 or h.max() >= self.n_items_):
+                raise InvalidInputError(f"item id {int(h.max())} is not in the catalogue (0..{self.n_items_ - 1})", record=f"history {i}", field="item_id")
+            hist.append(h)
+        beam = max(self.config.beam_size, k)  # items beyond the beam count as misses (PROTOCOLS.md)
+        m = self.module_
+        m.eval()
+        rows = np.zeros((len(hist), self.config.max_items), dtype=np.int64)
+        for i, h in enumerate(hist):
+            h = h[-self.config.max_items :] + 1
+            if len(h):
+                rows[i, -len(h):] = h
+        with torch.no_grad():
+            ctx, pad = m.encode(torch.from_numpy(rows))
+            offsets = torch.from_numpy(m.vocab.offsets)
+
+            def step(q: np.ndarray, prefixes: np.ndarray) -> np.ndarray:
+                qi = torch.from_numpy(q)
+                pt = torch.from_numpy(prefixes) + offsets[None, : prefixes.shape[1]]
+                h = m.decode(ctx[qi], pad[qi], pt)[:, -1]
+                return torch.log_softmax(m.level_logits(h, prefixes.shape[1]), -1).numpy()
+
+            items, scores = constrained_beam_search(step, self.index_, len(hist), beam_size=beam, k=beam)
+        if exclude_seen:
+            for i, h in enumerate(hist):
+                seen = np.isin(items[i], h)
+                if seen.any():
+                    keep_i, keep_s = items[i][~seen], scores[i][~seen]
+                    items[i] = -1
+                    scores[i] = -np.inf
+                    items[i, : len(keep_i)] = keep_i
+                    scores[i, : len(keep_s)] = keep_s
+        cold = np.array([len(h) == 0 for h in hist])
+        self.cold_fallbacks_ = int(cold.sum())
+        out_i, out_s = items[:, :k], scores[:, :k]
+        if k > out_i.shape[1]:  # fewer beam items than k: the rest are misses (-1)
+            out_i = np.pad(out_i, ((0, 0), (0, k - out_i.shape[1])), constant_values=-1)
+            out_s = np.pad(out_s, ((0, 0), (0, k - out_s.shape[1])), constant_values=-np.inf)
+        return out_i, out_s
+
+    def save_pretrained(self, directory: str | Path) -> Path:
+        from safetensors.torch import save_file
+
+        self._check_fitted()
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        save_file({k: v.contiguous() for k, v in self.module_.state_dict().items()}, str(d / "model.safetensors"))
+        self.sid_table.save(d / "sid")
+        (d / "config.json").write_text(json.dumps({"class": "generative", "format_version": FORMAT_VERSION, "n_items": self.n_items_, "params": self.config.to_dict()}, indent=2))
+        return d
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> GenerativeSIDRecommender:
+        from safetensors.torch import load_file
+
+        d = Path(directory)
+        if not (d / "config.json").exists():
+            raise InvalidInputError("not a saved model (no config.json)", file=str(d))
+        meta = json.loads((d / "config.json").read_text())
+        if meta.get("class") != "generative" or meta.get("format_version") != FORMAT_VERSION:
+            raise InvalidInputError(f"expected a generative checkpoint of format {FORMAT_VERSION}", file=str(d / "config.json"))
+        table = SIDTable.load(d / "sid")
+        state = load_file(str(d / "model.safetensors"))
+        side = state.get("items.side")
+        obj = cls(table, GenerativeConfig.from_dict(meta["params"]), side_features=None if side is None else side[1:].numpy())
+        obj._build(meta["n_items"])
+        try:
+            obj.module_.load_state_dict(state)
+        except RuntimeError as e:
+            raise InvalidInputError(f"checkpoint does not match its codebook/config: {str(e)[:200]}", file=str(d)) from None
+        obj.module_.eval()
+        return obj

@@ -1,0 +1,70 @@
+"""A real browser: `streamlit run` on 127.0.0.1, Debian's Chromium driven by Playwright, a
+screenshot of every page under benchmarks/results/screenshots/."""
+
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.slow
+REPO = Path(__file__).resolve().parents[2]
+SHOTS = REPO / "benchmarks" / "results" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+PAGES = [("", "Data", "interactions"), ("sid_explorer", "SID explorer", "Utilisation per level"),
+         ("recommender", "Recommender playground", "History"), ("llm_playground", "LLM playground", "Prompt"), ("runs", "Runs", "bench_datasets")]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Chromium is not installed: `make test` installs it (make browser)")
+    port = free_port()
+    env = {**__import__("os").environ, "RECSAGE_WORKSPACE": str(tmp_path_factory.mktemp("ws"))}
+    proc = subprocess.Popen([sys.executable, "-m", "recsage.cli", "app", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        pytest.fail("streamlit did not start")
+    yield url
+    proc.terminate()
+    proc.wait(20)
+
+
+def test_every_page_renders_in_chromium(server):
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                                                                    "--disable-component-update", "--disable-sync", "--no-first-run"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        for path, title, expected in PAGES:
+            t = time.time()
+            page.goto(f"{server}/{path}", timeout=120_000)
+            page.get_by_text(title).first.wait_for(timeout=300_000)
+            page.get_by_text(expected).first.wait_for(timeout=300_000)
+            page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=300_000)
+            timings[title] = round(time.time() - t, 1)
+            page.screenshot(path=str(SHOTS / f"{path or 'data'}.png"), full_page=True)
+            assert page.get_by_text("Traceback").count() == 0
+        browser.close()
+    (SHOTS / "render_seconds.json").write_text(__import__("json").dumps(timings, indent=2))
