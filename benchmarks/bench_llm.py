@@ -33,7 +33,7 @@ def titles(n: int) -> list[str]:
     return [items[str(i)]["title"] for i in range(n)]
 
 
-def one_backend(spec: str, n_titles: int, n_speed: int) -> list[dict]:
+def one_backend(spec: str, n_titles: int, n_speed: int, validity_cache: str | None = None, repair_titles: int = 50) -> list[dict]:
     from recsage.llm import BatchJob, GenerationParams, LLMCache, PromptTemplate, get_backend, structured
     from recsage.llm.cache import CachedBackend
     from recsage.llm.structured import parse
@@ -126,7 +126,7 @@ def one_backend(spec: str, n_titles: int, n_speed: int) -> list[dict]:
     # --- JSON validity on real titles (cached, so the repair pass only pays for the retries) ---
     n_valid = n_titles if kind == "embedded" else min(n_titles, 50)
     convs = [tpl.render(title=t) for t in ts[:n_valid]]
-    vbackend = CachedBackend(backend, LLMCache(tmp / "validity.sqlite"))
+    vbackend = CachedBackend(backend, LLMCache(validity_cache or tmp / "validity.sqlite"))
     for constrained in (True, False):
         t = time.perf_counter()
         res = structured(vbackend, convs, ProductTags, params, max_retries=0, constrained=constrained)
@@ -146,7 +146,7 @@ def one_backend(spec: str, n_titles: int, n_speed: int) -> list[dict]:
         })
         if not constrained:  # with the repair turn as well
             t = time.perf_counter()
-            res = structured(vbackend, convs, ProductTags, params, max_retries=2, constrained=False)
+            res = structured(vbackend, convs[:repair_titles], ProductTags, params, max_retries=2, constrained=False)
             rows.append({"bench": "json_validity", "backend": label, "constrained": "no, with repair (<=2)", "n": len(res),
                          "valid_first_try": round(sum(r.ok for r in res) / len(res), 4),
                          "mean_attempts": round(sum(r.attempts for r in res) / len(res), 2), "seconds": round(time.perf_counter() - t, 1),
@@ -178,26 +178,31 @@ def main() -> None:
     ap.add_argument("--speed-prompts", type=int, default=20)
     ap.add_argument("--models", default="default,small")
     ap.add_argument("--http", action="store_true", help="also benchmark the OpenAI-compatible backend against a local llama.cpp server")
+    ap.add_argument("--repair-titles", type=int, default=50, help="titles given up to 2 repair turns without constrained decoding")
+    ap.add_argument("--validity-cache", default=None, help="SQLite LLM cache to reuse for the validity runs (resume a long benchmark)")
+    ap.add_argument("--name", default="bench_llm", help="results file name (benchmarks/results/NAME.json)")
+    ap.add_argument("--no-embeddings", action="store_true")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
-        rows = embeddings() if a.one == "embeddings" else one_backend(a.one, a.titles, a.speed_prompts)
+        rows = embeddings() if a.one == "embeddings" else one_backend(a.one, a.titles, a.speed_prompts, a.validity_cache, a.repair_titles)
         Path(a.out).write_text(json.dumps(rows if isinstance(rows, list) else [rows]))
         return
-    specs = [f"embedded:{m}" for m in a.models.split(",") if m] + (["http:small"] if a.http else []) + ["embeddings"]
+    specs = [f"embedded:{m}" for m in a.models.split(",") if m] + (["http:small"] if a.http else []) + ([] if a.no_embeddings else ["embeddings"])
     rows = []
     for spec in specs:
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
             print(f"== {spec}", flush=True)
-            subprocess.run([sys.executable, __file__, "--one", spec, "--out", f.name, "--titles", str(a.titles),
-                            "--speed-prompts", str(a.speed_prompts)], check=True, cwd=REPO / "benchmarks")
+            extra = ["--validity-cache", a.validity_cache] if a.validity_cache else []
+            subprocess.run([sys.executable, __file__, "--one", spec, "--out", f.name, "--titles", str(a.titles), "--repair-titles", str(a.repair_titles),
+                            "--speed-prompts", str(a.speed_prompts), *extra], check=True, cwd=REPO / "benchmarks")
             rows += json.loads(Path(f.name).read_text())
     print_table([r for r in rows if r["bench"] == "speed"], ["backend", "load_seconds", "prompt_tok_s", "gen_tok_s", "raw_seconds", "recsage_batch_seconds", "recsage_vs_raw", "cached_rerun_seconds", "cache_speedup", "peak_mb"], "Speed (targets: recsage_vs_raw >= 0.9, cache_speedup >= 100)")
     print_table([r for r in rows if r["bench"] == "json_validity"], ["backend", "constrained", "n", "valid_first_try", "valid_strict_json", "mean_attempts", "items_per_min", "seconds"], f"JSON validity on {a.titles} real Amazon Scientific titles")
     print_table([r for r in rows if r["bench"] == "embeddings"], ["backend", "n", "texts_per_s", "seconds", "peak_mb"], "Embeddings")
     print("\nPublished/measured reference (shared/RUNTIME-FACTS.md, 2 threads): 1.5B gen 13.5-15.6 tok/s, prompt 67-97 tok/s; 0.5B gen 23-26, prompt 122-196; MiniLM ~850 titles/s")
-    write_results("bench_llm", rows)
+    write_results(a.name, rows)
 
 
 if __name__ == "__main__":

@@ -74,6 +74,30 @@ def parse(text: str, schema: type[T] | dict[str, Any]) -> tuple[Any, str | None]
         return None, f"does not match the schema ({errs})"
 
 
+def answer_skeleton(js: dict[str, Any]) -> str:
+    """`{"category": <string, at most 60 chars>, "topics": [<string>, … at most 4], …}` for an object
+    schema: an instance-shaped description instead of the schema itself."""
+
+    def shape(p: dict[str, Any]) -> str:
+        t = p.get("type")
+        if t == "array":
+            limit = f", … at most {p['maxItems']}" if "maxItems" in p else ", …"
+            return f"[{shape(p.get('items', {}))}{limit}]"
+        notes = []
+        if "maxLength" in p:
+            notes.append(f"at most {p['maxLength']} chars")
+        if "minimum" in p and "maximum" in p:
+            notes.append(f"{p['minimum']}..{p['maximum']}")
+        if "enum" in p:
+            notes.append("one of " + ", ".join(map(str, p["enum"])))
+        return f"<{t or 'value'}{', ' + ', '.join(notes) if notes else ''}>"
+
+    props = js.get("properties")
+    if js.get("type") != "object" or not props:
+        return json.dumps(js)
+    return "{" + ", ".join(f'"{k}": {shape(v)}' for k, v in props.items()) + "}"
+
+
 def json_schema_of(schema: type[BaseModel] | dict[str, Any]) -> dict[str, Any]:
     return schema if isinstance(schema, dict) else schema.model_json_schema()
 
@@ -90,8 +114,8 @@ def structured(
     """One result per conversation; invalid answers get up to `max_retries` repair turns."""
     js = json_schema_of(schema) if (constrained and backend.supports_json_schema) else None
     convs = [list(c) for c in conversations]
-    if js is None:  # no grammar: say the schema in words so the model can aim for it
-        hint = "\n\nReply with only a JSON object that matches this JSON schema:\n" + json.dumps(json_schema_of(schema))
+    if js is None:  # no grammar: show the shape of the answer (small models echo a raw JSON schema back)
+        hint = "\n\nReply with only a JSON object of this shape, no other text:\n" + answer_skeleton(json_schema_of(schema))
         convs = [c[:-1] + [{**c[-1], "content": c[-1]["content"] + hint}] if c else c for c in convs]
     results: list[StructuredResult[T] | None] = [None] * len(convs)
     pending = list(range(len(convs)))
@@ -120,8 +144,8 @@ def structured(
                     {"role": "assistant", "content": comp.text},
                     {
                         "role": "user",
-                        "content": f"That answer {err}. Reply with only a JSON object that matches this JSON schema, nothing else:\n"
-                        + json.dumps(json_schema_of(schema)),
+                        "content": f"That answer {err}. Reply with only a JSON object of this shape, nothing else:\n"
+                        + answer_skeleton(json_schema_of(schema)),
                     },
                 ]
                 retry.append(i)
