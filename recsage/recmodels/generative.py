@@ -12,7 +12,7 @@ Decoding is `constrained_beam_search` over a `SIDPrefixIndex`, so only real item
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recsage.core.config import ConfigMixin
 from recsage.core.errors import InvalidInputError, NotFittedError
 from recsage.datasets.splits import QuerySet, SequenceSet
 from recsage.evaluation import evaluate
@@ -35,7 +36,7 @@ ARCHITECTURES = ("encoder-decoder", "lazy")
 
 
 @dataclass(frozen=True)
-class GenerativeConfig:
+class GenerativeConfig(ConfigMixin):
     architecture: str = "lazy"
     max_items: int = 20  # history items the model reads
     dim: int = 128
@@ -56,14 +57,6 @@ class GenerativeConfig:
     max_steps_per_epoch: int | None = None
     max_train_seconds: float | None = None
     progress: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> GenerativeConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 class SIDVocab:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recsage.core.config import ConfigMixin
 from recsage.core.errors import InvalidInputError
 from recsage.datasets.splits import QuerySet, SequenceSet
 from recsage.evaluation import evaluate
@@ -22,7 +23,7 @@ FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
-class SASRecConfig:
+class SASRecConfig(ConfigMixin):
     max_len: int = 20  # history length the model sees (sliding windows cover longer sequences)
     dim: int = 64
     n_layers: int = 2
@@ -37,14 +38,6 @@ class SASRecConfig:
     max_steps_per_epoch: int | None = None
     max_train_seconds: float | None = None
     progress: bool = True
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> SASRecConfig:
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in names})
 
 
 class SASRecModule(nn.Module):
