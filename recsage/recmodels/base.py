@@ -26,6 +26,18 @@ class Recommender(Protocol):
 RECOMMENDERS: Registry[type] = Registry("recommender")
 
 
+def check_histories(histories: Sequence[np.ndarray], n_items: int) -> list[np.ndarray]:
+    """Histories as int64 arrays; an id outside the catalogue is an error naming the history."""
+    out = []
+    for i, h in enumerate(histories):
+        h = np.asarray(h, dtype=np.int64).reshape(-1)
+        if len(h) and (h.min() < 0 or h.max() >= n_items):
+            bad = int(h[(h < 0) | (h >= n_items)][0])
+            raise InvalidInputError(f"item id {bad} is not in the catalogue (0..{n_items - 1})", record=f"history {i}", field="item_id")
+        out.append(h)
+    return out
+
+
 def register_recommender(name: str):
     return RECOMMENDERS.register(name)
 
@@ -40,14 +52,7 @@ class ScoringRecommender(ABC):
             raise NotFittedError(f"{type(self).__name__} is not fitted; call fit() first")
 
     def _check_histories(self, histories: Sequence[np.ndarray]) -> list[np.ndarray]:
-        out = []
-        for i, h in enumerate(histories):
-            h = np.asarray(h, dtype=np.int64).reshape(-1)
-            if len(h) and (h.min() < 0 or h.max() >= self.n_items_):
-                bad = int(h[(h < 0) | (h >= self.n_items_)][0])
-                raise InvalidInputError(f"item id {bad} is not in the catalogue (0..{self.n_items_ - 1})", record=f"history {i}", field="item_id")
-            out.append(h)
-        return out
+        return check_histories(histories, self.n_items_)
 
     @abstractmethod
     def score(self, histories: list[np.ndarray]) -> np.ndarray:

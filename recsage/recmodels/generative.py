@@ -24,7 +24,7 @@ from recsage.core.config import ConfigMixin
 from recsage.core.errors import InvalidInputError, NotFittedError
 from recsage.datasets.splits import QuerySet, SequenceSet
 from recsage.evaluation import evaluate
-from recsage.recmodels.base import register_recommender
+from recsage.recmodels.base import check_histories, register_recommender
 from recsage.recmodels.decoding import constrained_beam_search
 from recsage.recmodels.layers import ItemEncoder
 from recsage.recmodels.trainer import Trainer, TrainerConfig, TrainResult
@@ -214,12 +214,7 @@ class GenerativeSIDRecommender:
 
     def recommend(self, histories, k: int = 10, exclude_seen: bool = True) -> tuple[np.ndarray, np.ndarray]:
         self._check_fitted()
-        hist = []
-        for i, h in enumerate(histories):
-            h = np.asarray(h, dtype=np.int64).reshape(-1)
-            if len(h) and (h.min() < 0 or h.max() >= self.n_items_):
-                raise InvalidInputError(f"item id {int(h.max())} is not in the catalogue (0..{self.n_items_ - 1})", record=f"history {i}", field="item_id")
-            hist.append(h)
+        hist = check_histories(histories, self.n_items_)
         beam = max(self.config.beam_size, k)  # items beyond the beam count as misses (PROTOCOLS.md)
         m = self.module_
         m.eval()
