@@ -24,6 +24,10 @@ sid_app = typer.Typer(help="Semantic-ID codebooks.", no_args_is_help=True)
 app.add_typer(sid_app, name="sid")
 llm_app = typer.Typer(help="Run and inspect the LLM runtime.", no_args_is_help=True)
 app.add_typer(llm_app, name="llm")
+tagcf_app = typer.Typer(help="TagCF: LLM item tags and user roles, the role graph, features, role identification.", no_args_is_help=True)
+app.add_typer(tagcf_app, name="tagcf")
+push_app = typer.Typer(help="PushGen: push-copy generation, reward model, scoring.", no_args_is_help=True)
+app.add_typer(push_app, name="push")
 console = Console(width=None if os.isatty(1) else 140)
 
 
@@ -119,7 +123,7 @@ def eval_cmd(
 def demo(
     data: Optional[Path] = typer.Option(None, "--data", help="folder with the bundled samples (default: the checkout's data/)"),
     out: Path = typer.Option(Path(".recsage/demo"), "--out"),
-    llm_items: int = typer.Option(3, "--llm-items", help="items to tag with the LLM (0 skips the LLM step)"),
+    llm_items: int = typer.Option(6, "--llm-items", help="items to tag with the LLM (0 skips the LLM steps)"),
     backend: Optional[str] = BACKEND_OPT,
     model: Optional[str] = MODEL_OPT,
 ) -> None:
@@ -141,10 +145,21 @@ def demo(
         ["method", "protocol", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "coverage@10", "n_users", "seconds"],
         "Leave-one-out, full ranking, Scientific sample (test users)",
     )
-    if "llm" in report:
-        console.print(f"\n[bold]LLM item tags[/] ({report['llm']['model']}, prompt {report['llm']['prompt']}, schema-validated):")
-        for it in report["llm"]["items"]:
-            console.print(f"  {it['title']}\n    -> {json.dumps(it['tags']) if it['ok'] else 'FAILED: ' + str(it['error'])}")
+    if "tagcf" in report:
+        tc = report["tagcf"]
+        console.print(f"\n[bold]TagCF[/] ({tc['model']}): vocabularies {tc['vocabulary']}, {tc['tagged']} items tagged, {tc['failed']} failed; graph {tc['graph']}")
+        for ex in tc["examples"]:
+            console.print(f"  {ex['title']}\n    topics {ex['topics']}  roles {ex['roles']}")
+        if tc["edges"]:
+            _print_rows(tc["edges"], ["source", "target", "weight", "llm_count"], "top role → topic edges")
+    if "push" in report:
+        pu = report["push"]
+        ho = pu["held_out"]
+        console.print(f"\n[bold]PushGen[/] reward model on {pu['pairs']['pairs']} Upworthy-sample pairs: held-out accuracy {ho['acc_all']:.3f} "
+                      f"(AUC {ho['auc_all']:.3f}, {ho['pairs_all']} pairs; chance 0.5)")
+        console.print(f"  item: {pu['item']}")
+        for c in pu["copies"]:
+            console.print(f"  {c['style']}: {c['chosen']!r}  ({c['passed']}/{c['candidates']} candidates passed the filters)")
     sid = report["sid"]
     console.print(
         f"\n[bold]Semantic IDs[/] (RQ-KMeans 3x64 on MiniLM text embeddings): collision rate before dedup {sid['collision_rate']:.2%}, "
@@ -263,18 +278,32 @@ def _parse_params(items: list[str]) -> dict:
 @app.command("train")
 @clean_errors
 def train_cmd(
-    method: str = typer.Argument(..., help="sasrec | tiger | lazy | itemknn | popularity"),
+    method: str = typer.Argument(..., help="sasrec | tagcf | tiger | lazy | itemknn | popularity"),
     data: Path = typer.Option(..., "--data", help="prepared dataset folder"),
     out: Path = typer.Option(..., "--out"),
     sid: Optional[str] = typer.Option(None, "--sid", help="tiger/lazy: SID folder from `recsage sid fit`, or published:<index>"),
     protocol: str = typer.Option("loo", "--protocol"),
     seed: int = typer.Option(0, "--seed"),
+    tags: Optional[Path] = typer.Option(None, "--tags", help="tagcf, or sasrec with --tag-features: folder from `recsage tagcf extract`"),
+    tag_features: bool = typer.Option(False, "--tag-features", help="feed TagCF graph item features through the side-info hook"),
     set_: list[str] = typer.Option([], "--set", help="config override, e.g. --set epochs=20 --set dim=64"),
 ) -> None:
     """Train with early stopping on validation NDCG@10 (resumes from OUT/checkpoints), then score the test split."""
+    from recsage.pipelines.data import load_split
     from recsage.pipelines.train import train_recommender
 
-    _, row = train_recommender(method, data, protocol=protocol, sid=sid, out=out, seed=seed, **_parse_params(set_))
+    extra: dict[str, Any] = {}
+    if tags is not None:
+        from recsage.pipelines.tagcf import tagcf_model_inputs
+
+        ds, split = load_split(data, protocol)
+        inputs = tagcf_model_inputs(ds, split, tags)
+        extra = {"dataset": ds, "split": split}
+        if method == "tagcf":
+            extra |= {"item_tags": inputs["item_tags"], "logic": inputs["logic"]}
+        if tag_features:
+            extra["side_features"] = inputs["side_features"]
+    _, row = train_recommender(method, data, protocol=protocol, sid=sid, out=out, seed=seed, **extra, **_parse_params(set_))
     cols = ["method", "protocol", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "train_seconds", "ms_per_user"]
     _print_rows([row], cols, f"{method} on {data}")
     console.print(f"[green]saved[/] {out}")
@@ -315,6 +344,137 @@ def recommend_cmd(
     if res["cold_start_fallback"]:
         console.print("[yellow]no history: popularity fallback[/]")
     _print_rows(res["recommendations"], ["rank", "item_id", "title", "score"], "recommendations")
+
+
+# ---------------- TagCF ----------------
+@tagcf_app.command("extract")
+@clean_errors
+def tagcf_extract(
+    data: Path = typer.Option(..., "--data", help="prepared dataset folder"),
+    out: Path = typer.Option(..., "--out", help="tags folder (vocabularies, LLM parts, item_tags.parquet)"),
+    limit: Optional[int] = typer.Option(None, "--limit", help="tag only the N most popular items (others keep data-derived topics)"),
+    extend: bool = typer.Option(True, "--extend/--no-extend", help="let the LLM propose new tags before tagging"),
+    retry_failed: bool = typer.Option(False, "--retry-failed"),
+    backend: Optional[str] = BACKEND_OPT, model: Optional[str] = MODEL_OPT, base_url: Optional[str] = URL_OPT,
+    json_mode: Optional[str] = JSON_MODE_OPT,
+) -> None:
+    """Seed + extend + consolidate the vocabularies (once), then tag items (resumable)."""
+    from recsage.datasets import Dataset
+    from recsage.pipelines.tagcf import build_vocabularies, tag_items
+
+    ds = Dataset.load(data)
+    cfg = _llm_config(backend, model, base_url, json_mode, False)
+    if not (out / "topics.json").exists():
+        console.print_json(json.dumps(build_vocabularies(ds, out, llm=cfg, extend=extend)))
+    console.print_json(json.dumps(tag_items(ds, out, out, llm=cfg, limit=limit, retry_failed=retry_failed), default=str))
+
+
+@tagcf_app.command("graph")
+@clean_errors
+def tagcf_graph(
+    data: Path = typer.Option(..., "--data"),
+    tags: Path = typer.Option(..., "--tags"),
+    out: Path = typer.Option(..., "--out", help="graph folder (JSON, GraphML, matrices)"),
+    llm_weight: float = typer.Option(0.5, "--llm-weight", help="share of LLM evidence in edge weights (rest: behaviour)"),
+    features: Optional[Path] = typer.Option(None, "--features", help="also export item/user feature Parquet files here"),
+) -> None:
+    """Build the role↔topic graph; print its statistics and strongest edges."""
+    from recsage.datasets import Dataset
+    from recsage.pipelines.tagcf import build_role_graph, export_features
+
+    ds = Dataset.load(data)
+    g = build_role_graph(ds, tags, out, llm_weight=llm_weight)
+    stats = g.stats()
+    console.print_json(json.dumps({k: v for k, v in stats.items() if k != "rejections"}))
+    _print_rows(g.top_edges(n=15).to_dict("records"), ["source", "target", "weight", "lift", "llm_count", "behaviour_count"], "top role → topic edges (by lift)")
+    if features is not None:
+        console.print_json(json.dumps(export_features(ds, tags, out, features)))
+
+
+@tagcf_app.command("roles")
+@clean_errors
+def tagcf_roles(
+    data: Path = typer.Option(..., "--data"),
+    tags: Path = typer.Option(..., "--tags"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """Identify held-out users' roles from behaviour alone (needs user profiles to score against)."""
+    from recsage.datasets import Dataset
+    from recsage.pipelines.tagcf import identify_roles
+
+    rows = identify_roles(Dataset.load(data), tags, seed=seed)
+    _print_rows(rows, ["group", "method", "classes", "top1_acc", "top3_acc", "macro_f1", "users"], "role identification (held-out users)")
+
+
+@tagcf_app.command("train")
+@clean_errors
+def tagcf_train(
+    data: Path = typer.Option(..., "--data"),
+    tags: Path = typer.Option(..., "--tags"),
+    out: Path = typer.Option(..., "--out"),
+    protocol: str = typer.Option("loo", "--protocol"),
+    seed: int = typer.Option(0, "--seed"),
+    set_: list[str] = typer.Option([], "--set", help="config override, e.g. --set tag_loss_weight=0.5"),
+) -> None:
+    """Train the TagCF recommender (same as `recsage train tagcf --tags …`)."""
+    train_cmd("tagcf", data, out, None, protocol, seed, tags, False, set_)
+
+
+# ---------------- PushGen ----------------
+@push_app.command("train-reward")
+@clean_errors
+def push_train_reward(
+    upworthy: Path = typer.Option(..., "--upworthy", help="Upworthy archive folder or file"),
+    out: Path = typer.Option(..., "--out"),
+    model: str = typer.Option("embedding-bt", "--model", help="embedding-bt | finetuned-minilm"),
+    set_: list[str] = typer.Option([], "--set", help="config override, e.g. --set epochs=20"),
+) -> None:
+    """Train a reward model on Upworthy A/B pairs (split by test id) and report held-out accuracy."""
+    from recsage.pipelines.push import train_reward_model
+
+    row = train_reward_model(upworthy, out, model=model, **_parse_params(set_))
+    _print_rows([row], ["method", "acc_all", "auc_all", "acc_significant", "auc_significant", "pairs_all", "train_seconds"], "held-out pairs")
+
+
+@push_app.command("score")
+@clean_errors
+def push_score(
+    model: Path = typer.Option(..., "--model", help="folder from `recsage push train-reward`"),
+    copies: list[str] = typer.Argument(..., help="copies to score"),
+) -> None:
+    """Score copies with a reward model, best first."""
+    from recsage.pipelines.push import score_copies
+
+    _print_rows(score_copies(model, copies), ["score", "copy"], "reward scores")
+
+
+@push_app.command("generate")
+@clean_errors
+def push_generate(
+    items: Path = typer.Option(..., "--items", help="CSV/JSONL/Parquet with an id column and text columns"),
+    out: Path = typer.Option(..., "--out", help="output Parquet (parts are kept next to it for resume)"),
+    styles: str = typer.Option(..., "--styles", help="comma-separated style names, e.g. curiosity_gap,question"),
+    n: int = typer.Option(8, "--n"),
+    reward: Optional[Path] = typer.Option(None, "--reward", help="reward model folder (ranking); without it, first passing candidate wins"),
+    library: Optional[Path] = typer.Option(None, "--library", help="extra style library YAML/JSON (merged over the built-ins)"),
+    max_chars: int = typer.Option(90, "--max-chars"),
+    banned: str = typer.Option("", "--banned", help="comma-separated banned words"),
+    language: str = typer.Option("English", "--language"),
+    id_field: str = typer.Option("item_id", "--id-field"),
+    text_fields: str = typer.Option("title,description", "--text-fields"),
+    limit: Optional[int] = typer.Option(None, "--limit"),
+    backend: Optional[str] = BACKEND_OPT, model: Optional[str] = MODEL_OPT, base_url: Optional[str] = URL_OPT,
+    json_mode: Optional[str] = JSON_MODE_OPT,
+) -> None:
+    """N candidates per item and style → filters → reward ranking; resumable after a kill."""
+    from recsage.generation.pushgen.filters import PushConstraints
+    from recsage.pipelines.push import generate_push_batch
+
+    cons = PushConstraints(max_chars=max_chars, banned_words=tuple(w.strip() for w in banned.split(",") if w.strip()), language=language)
+    meta = generate_push_batch(items, out, styles=[s.strip() for s in styles.split(",") if s.strip()], n=n, constraints=cons, reward_dir=reward,
+                               library=library, llm=_llm_config(backend, model, base_url, json_mode, False), id_field=id_field,
+                               text_fields=tuple(t.strip() for t in text_fields.split(",")), limit=limit)
+    console.print_json(json.dumps(meta, default=str))
 
 
 @app.command("app")

@@ -21,3 +21,34 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def bundled_data() -> Path:
     return REPO / "data"
+
+
+@pytest.fixture(scope="session")
+def small_gguf():
+    from recsage.llm.embedded import SMALL_MODEL, ensure_gguf
+
+    return ensure_gguf(SMALL_MODEL)
+
+
+@pytest.fixture(scope="session")
+def small_llm(small_gguf):
+    from recsage.llm.embedded import SMALL_MODEL
+    from recsage.llm.llamacpp import LlamaCppBackend
+
+    backend = LlamaCppBackend(small_gguf, n_ctx=2048, model_name=SMALL_MODEL)
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def embedder():
+    from recsage.llm.embed import Embedder
+
+    return Embedder()
+
+
+@pytest.fixture(scope="session")
+def ml100k(shared_data):
+    from recsage.datasets.registry import load_dataset
+
+    return load_dataset("movielens-100k", shared_data / "movielens-100k")

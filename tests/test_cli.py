@@ -50,5 +50,20 @@ def test_demo_runs_on_bundled_sample(tmp_path, bundled_data):
     r = runner.invoke(app, ["demo", "--data", str(bundled_data), "--out", str(tmp_path / "demo"), "--model", "small", "--llm-items", "2"])
     assert r.exit_code == 0, r.output
     assert "itemknn" in r.output and "400 headline A/B tests" in r.output
-    assert "LLM item tags" in r.output and "FAILED" not in r.output
+    assert "TagCF" in r.output and "2 items tagged, 0 failed" in r.output
+    assert "PushGen" in r.output and "held-out accuracy" in r.output
     assert "Semantic IDs" in r.output and "<a_" in r.output
+
+
+def test_push_cli_errors_are_one_line(tmp_path):
+    items = tmp_path / "items.csv"
+    items.write_text("item_id,title\n1,pH meter\n")
+    r = runner.invoke(app, ["push", "generate", "--items", str(items), "--out", str(tmp_path / "o.parquet"), "--styles", "shouty"])
+    assert r.exit_code == 2 and "unknown style 'shouty'" in r.output
+    r = runner.invoke(app, ["push", "score", "--model", str(tmp_path), "Hello"])
+    assert r.exit_code == 2 and "no config.json" in r.output
+
+
+def test_tagcf_cli_needs_tags(tmp_path):
+    r = runner.invoke(app, ["tagcf", "graph", "--data", str(tmp_path), "--tags", str(tmp_path), "--out", str(tmp_path / "g")])
+    assert r.exit_code == 2 and "error:" in r.output

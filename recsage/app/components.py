@@ -40,3 +40,22 @@ def sid_for(prepared: str, method: str, levels: int, codes: int) -> str:
 
 def show_error(e: Exception) -> None:
     st.error(str(e))
+
+
+@st.cache_data(show_spinner=False)
+def role_graphs() -> dict:
+    return explore.find_role_graphs(WORKSPACE, Path(".recsage/demo"), Path(".recsage/bench/tagcf"))
+
+
+@st.cache_data(show_spinner=False)
+def role_graph_view(path: str, role: str | None = None, min_weight: float = 0.0, max_edges: int = 60) -> dict:
+    return explore.role_graph_view(path, role=role, min_weight=min_weight, max_edges=max_edges)
+
+
+def style_names() -> list[str]:
+    return explore.style_names()
+
+
+@st.cache_data(show_spinner="Writing candidates with the LLM…")
+def push_preview(text: str, styles: list[str], n: int, max_chars: int, banned: tuple[str, ...], reward_dir: str | None) -> object:
+    return explore.push_preview(text, styles, n=n, max_chars=max_chars, banned=banned, reward_dir=reward_dir)

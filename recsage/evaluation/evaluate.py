@@ -8,7 +8,7 @@ from typing import Any, Protocol
 import numpy as np
 from tqdm.auto import tqdm
 
-from recsage.evaluation.metrics import coverage, ndcg_at_k, recall_at_k
+from recsage.evaluation.metrics import coverage, gini, ndcg_at_k, recall_at_k
 
 
 class _Recommends(Protocol):
@@ -40,6 +40,7 @@ def evaluate(
         out[f"recall@{k}"] = recall_at_k(ranked, queries.targets, k)
         out[f"ndcg@{k}"] = ndcg_at_k(ranked, queries.targets, k)
         out[f"coverage@{k}"] = coverage(ranked, n_items, k)
+        out[f"gini@{k}"] = gini(ranked, n_items, k)
     out["n_users"] = n
     out["eval_seconds"] = time.perf_counter() - start
     return out

@@ -63,3 +63,15 @@ def coverage(ranked: np.ndarray, n_items: int, k: int) -> float:
     ids = ranked[:, :k]
     ids = ids[ids >= 0]
     return float(len(np.unique(ids)) / n_items) if n_items else 0.0
+
+
+def gini(ranked: np.ndarray, n_items: int, k: int) -> float:
+    """Gini index of how often each catalogue item appears in the top-K lists (0 = every item
+    equally often, → 1 = all exposure on a few items); items never shown count as zero."""
+    ids = ranked[:, :k]
+    ids = ids[ids >= 0]
+    if not n_items or not len(ids):
+        return 0.0
+    counts = np.sort(np.bincount(ids, minlength=n_items).astype(np.float64))
+    idx = np.arange(1, n_items + 1)
+    return float(((2 * idx - n_items - 1) * counts).sum() / (n_items * counts.sum()))

@@ -5,32 +5,20 @@ Each capability adds its step here as it lands, so the demo always shows what re
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+import pandas as pd
 
 from recsage.core.errors import InvalidInputError
 from recsage.datasets import Dataset
-from recsage.llm import GenerationParams, PromptTemplate, get_backend, structured
+from recsage.llm import get_backend
 from recsage.llm.registry import LLMConfig
 from recsage.pipelines.data import load_split, prepare_dataset
 from recsage.pipelines.recommend import evaluate_recommender
 from recsage.pipelines.sid import build_semantic_ids
-
-
-class DemoItemTags(BaseModel):
-    category: str = Field(max_length=60)
-    topics: list[str] = Field(max_length=4)
-    audience: str = Field(max_length=60)
-
-
-DEMO_TAGGER = PromptTemplate(
-    "demo-item-tags", "1",
-    "You describe products for a recommender system. Give a short category, up to 4 topics and the likely audience.",
-    "Product title:\n{title}\n\nCategories:\n{categories}",
-)
 
 
 def bundled_data_dir() -> Path:
@@ -41,7 +29,7 @@ def bundled_data_dir() -> Path:
     return here
 
 
-def run_demo(data_dir: str | Path | None = None, out_dir: str | Path = ".recsage/demo", *, llm: LLMConfig | None = None, n_llm_items: int = 3) -> dict[str, Any]:
+def run_demo(data_dir: str | Path | None = None, out_dir: str | Path = ".recsage/demo", *, llm: LLMConfig | None = None, n_llm_items: int = 6) -> dict[str, Any]:
     data_dir = Path(data_dir) if data_dir else bundled_data_dir()
     out_dir = Path(out_dir)
     report: dict[str, Any] = {"steps": []}
@@ -58,9 +46,13 @@ def run_demo(data_dir: str | Path | None = None, out_dir: str | Path = ".recsage
     report["steps"].append(("leave-one-out baselines", time.perf_counter() - t))
 
     if n_llm_items > 0:
+        cfg = llm or LLMConfig.from_env()
         t = time.perf_counter()
-        report["llm"] = tag_items_with_llm(ds, n_llm_items, llm or LLMConfig.from_env())
-        report["steps"].append((f"LLM tags for {n_llm_items} items ({report['llm']['model']})", time.perf_counter() - t))
+        report["tagcf"] = demo_role_graph(ds, out_dir / "tagcf", n_llm_items, cfg)
+        report["steps"].append((f"TagCF: LLM vocabularies + tags for {n_llm_items} items + role graph ({report['tagcf']['model']})", time.perf_counter() - t))
+        t = time.perf_counter()
+        report["push"] = demo_push_copy(ds, Dataset.load(out_dir / "upworthy"), out_dir / "push", cfg)
+        report["steps"].append(("PushGen: reward model on the Upworthy sample + copy for one item", time.perf_counter() - t))
 
     t = time.perf_counter()
     table, sid_report = build_semantic_ids(ds, method="rqkmeans", source="text", levels=3, codes=64, collision="suffix", out=out_dir / "sid")
@@ -71,20 +63,46 @@ def run_demo(data_dir: str | Path | None = None, out_dir: str | Path = ".recsage
     return report
 
 
-def tag_items_with_llm(ds: Dataset, n: int, config: LLMConfig) -> dict[str, Any]:
-    """Schema-validated LLM output for a few real items (the embedded model by default)."""
-    backend = get_backend(config=config)
+def demo_role_graph(ds: Dataset, out: Path, n_items: int, config: LLMConfig) -> dict[str, Any]:
+    """Vocabularies (categories + LLM-proposed roles), LLM tags for the most popular items, the graph."""
+    from recsage.pipelines.tagcf import build_role_graph, build_vocabularies, tag_items
+
+    vocab = build_vocabularies(ds, out, llm=config, sample_items=16, min_count=1) if not (out / "topics.json").exists() else json.loads((out / "vocabulary_report.json").read_text())
+    meta = tag_items(ds, out, out, llm=config, limit=n_items, progress=False)
+    tags = pd.read_parquet(out / "item_tags.parquet")
+    tagged = tags[tags["llm"]].merge(ds.items[["item_id", "title"]], on="item_id")
+    examples = [{"title": str(r.title)[:60], "topics": list(r.topics), "roles": list(r.roles)} for r in tagged.head(3).itertuples()]
     try:
-        items = ds.items.iloc[:n]
-        convs = [DEMO_TAGGER.render(title=r.title, categories=", ".join(r.categories)) for r in items.itertuples()]
-        results = structured(backend, convs, DemoItemTags, GenerationParams(max_tokens=128))
-        return {
-            "model": backend.model_id,
-            "prompt": DEMO_TAGGER.id,
-            "items": [
-                {"title": str(r.title)[:70], "ok": res.ok, "tags": res.value.model_dump() if res.ok else None, "error": res.error, "cached": all(c.cached for c in res.completions)}
-                for r, res in zip(items.itertuples(), results)
-            ],
-        }
-    finally:
-        backend.close()
+        graph = build_role_graph(ds, out, out / "graph")
+        graph.require_edges()
+        edges = graph.top_edges(n=8, by="weight").to_dict("records")
+        stats = {k: v for k, v in graph.stats().items() if k in ("roles", "topics", "edges", "edges_with_llm_evidence")}
+    except InvalidInputError as e:  # e.g. the LLM gave no roles for these items: say so, keep going
+        edges, stats = [], {"error": str(e)}
+    return {"model": meta.get("model"), "vocabulary": {k: vocab.get(k) for k in ("topics", "roles")}, "tagged": meta.get("items_tagged_by_llm"),
+            "failed": meta.get("items_failed"), "examples": examples, "edges": edges, "graph": stats}
+
+
+def demo_push_copy(items: Dataset, upworthy: Dataset, out: Path, config: LLMConfig) -> dict[str, Any]:
+    """A reward model from the bundled Upworthy tests ranks LLM copy for the most popular item."""
+    from recsage.generation.pushgen.filters import PushConstraints
+    from recsage.generation.pushgen.generator import PushCopyGenerator
+    from recsage.generation.pushgen.pairs import balanced_orientation, build_pairs, split_pairs
+    from recsage.generation.pushgen.reward import EmbeddingReward, EmbeddingRewardConfig
+    from recsage.generation.pushgen.styles import load_style_library
+    from recsage.llm.embed import Embedder
+    from recsage.pipelines.tagcf import popular_items
+
+    embed = Embedder().embed
+    pairs, stats = build_pairs(upworthy.experiments)
+    parts = split_pairs(pairs)
+    reward = EmbeddingReward(EmbeddingRewardConfig(epochs=15), embed=embed).fit(parts["train"], parts["valid"])
+    held_out = reward.evaluate(balanced_orientation(parts["test"]))
+    reward.save_pretrained(out / "reward")
+    top = popular_items(items).iloc[0]
+    text = str(top["title"]) + ("\n" + str(top["description"])[:300] if str(top.get("description", "")).strip() else "")
+    backend = get_backend(config=config)
+    gen = PushCopyGenerator(backend, load_style_library(), reward.score, embed, n=3, reward_name="demo embedding-bt")
+    results = gen.generate(str(top["item_id"]), text, ["benefit_led", "question"], PushConstraints(max_chars=90))
+    return {"pairs": stats.to_dict(), "held_out": held_out, "item": str(top["title"])[:70],
+            "copies": [{"style": r.style, "chosen": r.chosen, "passed": sum(c["passed"] for c in r.candidates), "candidates": len(r.candidates)} for r in results]}

@@ -116,3 +116,66 @@ def benchmark_results(results_dir: str | Path | None = None) -> dict[str, pd.Dat
         except (json.JSONDecodeError, ValueError):
             continue
     return out
+
+
+# ---------------- TagCF role graph ----------------
+def find_role_graphs(*roots: str | Path) -> dict[str, str]:
+    """Saved role graphs (folders with role_graph.json) under the given roots, by display name."""
+    out = {}
+    for root in roots:
+        for p in sorted(Path(root).glob("**/role_graph.json")):
+            out[str(p.parent)] = str(p.parent)
+    return out
+
+
+def role_graph_view(graph_dir: str | Path, *, role: str | None = None, min_weight: float = 0.0, max_edges: int = 60) -> dict[str, Any]:
+    """Stats, an edge table (both directions) and a DOT drawing of the strongest role→topic edges."""
+    from recsage.knowledge.tagcf.graph import RoleGraph
+
+    g = RoleGraph.load(graph_dir)
+    rows = [{"source": g.graph.nodes[u]["name"], "target": g.graph.nodes[v]["name"], "relation": d["relation"], "weight": round(d["weight"], 4),
+             "lift": round(d["lift"], 3), "llm_count": d["llm_count"], "behaviour_count": d["behaviour_count"],
+             "example_items": d["example_items"], "example_users": d["example_users"]} for u, v, d in g.graph.edges(data=True)]
+    edges = pd.DataFrame(rows, columns=["source", "target", "relation", "weight", "lift", "llm_count", "behaviour_count", "example_items", "example_users"])
+    view = edges[(edges["relation"] == "role_to_topic") & (edges["weight"] >= min_weight)]
+    if role:
+        view = view[view["source"] == role]
+    view = view.sort_values("weight", ascending=False).head(max_edges)
+    dot = ["digraph G {", "rankdir=LR;", 'node [fontsize=10, style=filled];']
+    for r in view["source"].unique():
+        dot.append(f'"r:{r}" [label="{r}", shape=ellipse, fillcolor="#cfe2ff"];')
+    for t in view["target"].unique():
+        dot.append(f'"t:{t}" [label="{t}", shape=box, fillcolor="#ffe5b4"];')
+    top = float(view["weight"].max()) if len(view) else 1.0
+    for r in view.itertuples():
+        dot.append(f'"r:{r.source}" -> "t:{r.target}" [penwidth={0.5 + 3 * r.weight / max(top, 1e-9):.2f}, tooltip="w={r.weight} lift={r.lift}"];')
+    dot.append("}")
+    return {"stats": g.stats(), "roles": g.roles, "topics": g.topics, "edges": edges, "shown": view, "dot": "\n".join(dot)}
+
+
+# ---------------- PushGen ----------------
+def push_preview(text: str, styles: list[str], *, n: int = 4, max_chars: int = 90, banned: tuple[str, ...] = (), reward_dir: str | None = None,
+                 model: str | None = None) -> pd.DataFrame:
+    """Candidates for one item text with scores, filter reasons and the chosen copy flagged."""
+    from recsage.generation.pushgen.filters import PushConstraints
+    from recsage.generation.pushgen.generator import PushCopyGenerator
+    from recsage.generation.pushgen.reward import load_reward_model
+    from recsage.generation.pushgen.styles import load_style_library
+    from recsage.llm.embed import Embedder
+    from recsage.llm.registry import LLMConfig, get_backend
+
+    lib = load_style_library()
+    reward = load_reward_model(reward_dir) if reward_dir else None
+    gen = PushCopyGenerator(get_backend(config=LLMConfig.from_env(model=model)), lib, reward.score if reward else None, Embedder().embed, n=n)
+    rows = []
+    for res in gen.generate("preview", text, styles, PushConstraints(max_chars=max_chars, banned_words=banned)):
+        for c in res.candidates:
+            rows.append({"style": res.style, "copy": c["text"], "chosen": c["text"] == res.chosen, "score": c["score"], "passed": c["passed"],
+                         "reasons": "; ".join(c["reasons"])})
+    return pd.DataFrame(rows)
+
+
+def style_names() -> list[str]:
+    from recsage.generation.pushgen.styles import load_style_library
+
+    return load_style_library().names

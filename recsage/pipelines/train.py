@@ -16,11 +16,11 @@ from recsage.datasets import Dataset, Split
 from recsage.evaluation import evaluate
 from recsage.pipelines.data import load_split
 from recsage.pipelines.sid import published_sid_table
-from recsage.recmodels import RECOMMENDERS, SASRec, SASRecConfig
+from recsage.recmodels import RECOMMENDERS, SASRec, SASRecConfig, TagCFConfig, TagCFRecommender
 from recsage.recmodels.generative import GenerativeConfig, GenerativeSIDRecommender
 from recsage.tokenizers import SIDTable
 
-METHODS = ("popularity", "itemknn", "sasrec", "tiger", "lazy")
+METHODS = ("popularity", "itemknn", "sasrec", "tagcf", "tiger", "lazy")
 
 
 def _config(cls, params: dict[str, Any], **fixed: Any):
@@ -44,13 +44,19 @@ def resolve_sid(dataset: Dataset, sid: str | None) -> SIDTable:
 
 
 def build_model(method: str, dataset: Dataset, *, sid: str | None = None, seed: int = 0, checkpoint_dir: str | None = None,
-                side_features: np.ndarray | None = None, **params: Any):
+                side_features: np.ndarray | None = None, item_tags: np.ndarray | None = None, logic: np.ndarray | None = None, **params: Any):
+    """`item_tags`/`logic` (item×tag and tag×tag matrices, see `pipelines.tagcf.tagcf_inputs`) are for tagcf."""
     if method not in METHODS:
         raise InvalidInputError(f"unknown method {method!r}; known: {', '.join(METHODS)}", field="method")
     if method in ("popularity", "itemknn"):
         return RECOMMENDERS.get(method)()
     if method == "sasrec":
         return SASRec(_config(SASRecConfig, params, seed=seed), side_features=side_features, checkpoint_dir=checkpoint_dir)
+    if method == "tagcf":
+        if item_tags is None:
+            raise InvalidInputError("tagcf needs item tags: pass --tags DIR (from `recsage tagcf extract` + `tagcf graph`)", field="tags")
+        return TagCFRecommender(_config(TagCFConfig, params, seed=seed), item_tags=item_tags, logic=logic, side_features=side_features,
+                                checkpoint_dir=checkpoint_dir)
     arch = "encoder-decoder" if method == "tiger" else "lazy"
     return GenerativeSIDRecommender(resolve_sid(dataset, sid), _config(GenerativeConfig, params, architecture=arch, seed=seed),
                                     side_features=side_features, checkpoint_dir=checkpoint_dir)
@@ -58,13 +64,15 @@ def build_model(method: str, dataset: Dataset, *, sid: str | None = None, seed: 
 
 def train_recommender(method: str, prepared: str | Path, *, protocol: str = "loo", sid: str | None = None, out: str | Path | None = None,
                       seed: int = 0, ks: tuple[int, ...] = (5, 10, 20), side_features: np.ndarray | None = None, split: Split | None = None,
-                      dataset: Dataset | None = None, **params: Any) -> tuple[Any, dict[str, Any]]:
+                      dataset: Dataset | None = None, item_tags: np.ndarray | None = None, logic: np.ndarray | None = None,
+                      **params: Any) -> tuple[Any, dict[str, Any]]:
     """Fits on the split's training part (early stopping on validation), scores the test part."""
     if split is None or dataset is None:
         dataset, split = load_split(prepared, protocol)
     set_seed(seed)
     ckpt = str(Path(out) / "checkpoints") if out else None
-    model = build_model(method, dataset, sid=sid, seed=seed, checkpoint_dir=ckpt, side_features=side_features, **params)
+    model = build_model(method, dataset, sid=sid, seed=seed, checkpoint_dir=ckpt, side_features=side_features,
+                        item_tags=item_tags, logic=logic, **params)
     t = time.perf_counter()
     if method in ("popularity", "itemknn"):
         model.fit(split.train, split.valid)
@@ -98,6 +106,8 @@ def load_model(model_dir: str | Path):
     cls = json.loads(cfg.read_text()).get("class")
     if cls == "sasrec":
         return SASRec.from_pretrained(d)
+    if cls == "tagcf":
+        return TagCFRecommender.from_pretrained(d)
     if cls == "generative":
         return GenerativeSIDRecommender.from_pretrained(d)
     raise InvalidInputError(f"unknown model class {cls!r}", file=str(cfg), field="class")

@@ -6,5 +6,6 @@ from recsage.recmodels.popularity import PopularityRecommender
 from recsage.recmodels.decoding import constrained_beam_search
 from recsage.recmodels.generative import GenerativeConfig, GenerativeSIDRecommender
 from recsage.recmodels.sasrec import SASRec, SASRecConfig
+from recsage.recmodels.tagcf import TagCFConfig, TagCFRecommender
 
-__all__ = ["GenerativeConfig", "GenerativeSIDRecommender", "constrained_beam_search", "ItemKNNConfig", "ItemKNNRecommender", "PopularityRecommender", "RECOMMENDERS", "Recommender", "SASRec", "SASRecConfig", "register_recommender"]
+__all__ = ["GenerativeConfig", "GenerativeSIDRecommender", "constrained_beam_search", "ItemKNNConfig", "ItemKNNRecommender", "PopularityRecommender", "RECOMMENDERS", "Recommender", "SASRec", "SASRecConfig", "TagCFConfig", "TagCFRecommender", "register_recommender"]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from recsage.core.config import ConfigMixin
+from recsage.core.config import ConfigMixin, read_saved_meta
 from recsage.core.errors import InvalidInputError, NotFittedError
 from recsage.datasets.splits import QuerySet, SequenceSet
 from recsage.evaluation import evaluate
@@ -267,11 +267,7 @@ class GenerativeSIDRecommender:
         from safetensors.torch import load_file
 
         d = Path(directory)
-        if not (d / "config.json").exists():
-            raise InvalidInputError("not a saved model (no config.json)", file=str(d))
-        meta = json.loads((d / "config.json").read_text())
-        if meta.get("class") != "generative" or meta.get("format_version") != FORMAT_VERSION:
-            raise InvalidInputError(f"expected a generative checkpoint of format {FORMAT_VERSION}", file=str(d / "config.json"))
+        meta = read_saved_meta(d, "generative", FORMAT_VERSION)
         table = SIDTable.load(d / "sid")
         state = load_file(str(d / "model.safetensors"))
         side = state.get("items.side")

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from recsage.core.config import ConfigMixin
+from recsage.core.config import ConfigMixin, read_saved_meta
 from recsage.core.errors import InvalidInputError
 from recsage.datasets.splits import QuerySet, SequenceSet
 from recsage.evaluation import evaluate
@@ -103,10 +103,7 @@ class SASRec(ScoringRecommender):
 
         def loss(model: nn.Module, batch) -> torch.Tensor:
             inp, tgt = batch
-            h = model(inp)
-            valid_pos = tgt >= 0
-            logits = h[valid_pos] @ self.module_.items.all_items().T
-            return nn.functional.cross_entropy(logits, tgt[valid_pos])
+            return self._loss(model(inp), tgt)
 
         def validate() -> float:
             return evaluate(self, valid, (10,), n_items=self.n_items_, exclude_seen=exclude_seen, progress=False)["ndcg@10"]
@@ -121,6 +118,16 @@ class SASRec(ScoringRecommender):
         self.train_result_: TrainResult = trainer.fit()
         return self
 
+    def _loss(self, h: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
+        """Full-softmax next-item cross-entropy over every non-padding position."""
+        valid_pos = tgt >= 0
+        logits = h[valid_pos] @ self.module_.items.all_items().T
+        return nn.functional.cross_entropy(logits, tgt[valid_pos])
+
+    def _scores(self, h: torch.Tensor) -> torch.Tensor:
+        """(B, dim) last hidden states → (B, n_items) ranking scores."""
+        return h @ self.module_.items.all_items().T
+
     def score(self, histories: list[np.ndarray]) -> np.ndarray:
         self.module_.eval()
         out = np.empty((len(histories), self.n_items_), dtype=np.float32)
@@ -129,7 +136,7 @@ class SASRec(ScoringRecommender):
             for lo in range(0, len(histories), 512):
                 ids = left_pad(histories[lo : lo + 512], self.config.max_len)
                 h = self.module_(ids)[:, -1]
-                out[lo : lo + 512] = (h @ self.module_.items.all_items().T).numpy()
+                out[lo : lo + 512] = self._scores(h).numpy()
         if cold.any():  # no history: popularity, and say so
             out[cold] = self.popularity_ / self.popularity_.max()
         self.cold_fallbacks_ = int(cold.sum())
@@ -155,11 +162,7 @@ class SASRec(ScoringRecommender):
         from safetensors.torch import load_file
 
         d = Path(directory)
-        if not (d / "config.json").exists():
-            raise InvalidInputError("not a saved model (no config.json)", file=str(d))
-        meta = json.loads((d / "config.json").read_text())
-        if meta.get("class") != "sasrec" or meta.get("format_version") != FORMAT_VERSION:
-            raise InvalidInputError(f"expected a sasrec checkpoint of format {FORMAT_VERSION}, got {meta.get('class')} v{meta.get('format_version')}", file=str(d / "config.json"))
+        meta = read_saved_meta(d, "sasrec", FORMAT_VERSION)
         state = load_file(str(d / "model.safetensors"))
         side = state.get("items.side")
         obj = cls(SASRecConfig.from_dict(meta["params"]), side_features=None if side is None else side[1:].numpy())

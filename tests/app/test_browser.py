@@ -16,7 +16,8 @@ REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "benchmarks" / "results" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PAGES = [("", "Data", "interactions"), ("sid_explorer", "SID explorer", "Utilisation per level"),
-         ("recommender", "Recommender playground", "History"), ("llm_playground", "LLM playground", "Prompt"), ("runs", "Runs", "bench_datasets")]
+         ("recommender", "Recommender playground", "History"), ("role_graph", "Role graph explorer", "Edges and their evidence"),
+         ("push_studio", "Push studio", "Candidates per style"), ("llm_playground", "LLM playground", "Prompt"), ("runs", "Runs", "bench_datasets")]
 
 
 def free_port() -> int:
@@ -26,11 +27,13 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def server(tmp_path_factory, seed_role_graph):
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is not installed: `make test` installs it (make browser)")
     port = free_port()
-    env = {**__import__("os").environ, "RECSAGE_WORKSPACE": str(tmp_path_factory.mktemp("ws"))}
+    ws = tmp_path_factory.mktemp("ws")
+    seed_role_graph(ws)
+    env = {**__import__("os").environ, "RECSAGE_WORKSPACE": str(ws)}
     proc = subprocess.Popen([sys.executable, "-m", "recsage.cli", "app", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 120

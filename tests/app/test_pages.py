@@ -56,3 +56,30 @@ def test_llm_playground_generates_with_the_embedded_model():
 
 def test_runs_page():
     run("runs.py")
+
+
+def test_role_graph_page_draws_a_real_graph(seed_role_graph):
+    """A graph from real MovieLens rows (genres, profiles; synthetic LLM roles) saved in the workspace."""
+    import recsage.app.components as comp
+
+    seed_role_graph(comp.WORKSPACE)
+    comp.role_graphs.clear()
+    at = run("role_graph.py")
+    assert at.metric and int(at.metric[0].value) > 400
+    assert len(at.dataframe) == 1
+    at.selectbox[1].select("student").run()
+    assert not at.exception
+    shown = at.dataframe[0].value
+    assert len(shown) and set(shown["source"]) == {"student"}
+
+
+@pytest.mark.slow
+def test_push_studio_generates_with_the_real_llm(monkeypatch):
+    monkeypatch.setenv("RECSAGE_LLM_MODEL", "small")
+    at = run("push_studio.py")
+    at.multiselect[0].set_value(["question"])
+    at.slider[0].set_value(2)
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    df = at.dataframe[0].value
+    assert len(df) >= 1 and set(df["style"]) == {"question"}

@@ -1,0 +1,232 @@
+"""LLM tagging: propose new tags, then tag each item within the vocabulary.
+
+Items become text through `item_prompt_text`; the text is delimited data, and answers are
+schema-validated with enum-restricted tag lists (grammar-constrained where the backend can),
+so the model cannot invent tags and injected text cannot change the output shape.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recsage.core.errors import InvalidInputError, RecsageError
+from recsage.knowledge.tagcf.vocab import TagVocabulary, normalise_tag
+from recsage.llm.base import LLMBackend
+from recsage.llm.batch import BatchJob, BatchSummary
+from recsage.llm.prompts import PromptTemplate
+from recsage.llm.structured import structured
+from recsage.llm.types import GenerationParams
+
+TAG_PROMPT = PromptTemplate(
+    name="tagcf-item-tags",
+    version="1",
+    system=(
+        "You label catalogue items for a recommender. Topics say what the item is about. Roles say which kinds of "
+        "people (occupation, life stage, gender, interests) typically choose it.\n"
+        "Allowed topics: {topics}\nAllowed roles: {roles}\n"
+        "Pick 1-3 topics and 1-4 roles only from these lists, and a confidence between 0 and 1."
+    ),
+    user="Item:\n{item}\n\nAnswer with JSON: topics, roles, confidence.",
+)
+
+PROPOSE_PROMPT = PromptTemplate(
+    name="tagcf-propose-tags",
+    version="1",
+    system=(
+        "You build tag vocabularies for a recommender. For the items given, propose short {kind} tags "
+        "(1-3 words each). {kind_help}"
+    ),
+    user="Items:\n{items}\n\nAnswer with JSON: tags (a list of up to 8 short tags).",
+)
+KIND_HELP = {
+    "topic": "A topic says what an item is about (subject, genre, use).",
+    "role": "A role is a kind of person who would choose these items: an occupation, life stage or interest.",
+}
+
+
+@dataclass(frozen=True)
+class ItemTags:
+    item_id: int
+    topics: tuple[str, ...]
+    roles: tuple[str, ...]
+    confidence: float
+    status: str = "ok"  # ok | failed
+    error: str | None = None
+    raw: str | None = None
+
+    def to_record(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["topics"], d["roles"] = list(self.topics), list(self.roles)
+        return d
+
+
+def item_prompt_text(row: dict[str, Any], max_chars: int = 600) -> str:
+    """Title plus whatever the catalogue has (year/genres or brand/categories/description)."""
+    title = str(row.get("title") or "").strip()
+    if not title:
+        raise InvalidInputError("item has no title text to tag", record=row.get("item_id"), field="title")
+    parts = [f"Title: {title}"]
+    cats = row.get("categories")
+    if cats is not None and len(cats):
+        parts.append("Categories: " + ", ".join(map(str, list(cats)[:8])))
+    for key, label in (("brand", "Brand"), ("release_date", "Released"), ("description", "Description")):
+        v = str(row.get(key) or "").strip()
+        if v:
+            parts.append(f"{label}: {v}")
+    return "\n".join(parts)[:max_chars]
+
+
+def tag_schema(topics: Sequence[str], roles: Sequence[str]) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": {
+            "topics": {"type": "array", "items": {"type": "string", "enum": list(topics)}, "minItems": 1, "maxItems": 3},
+            "roles": {"type": "array", "items": {"type": "string", "enum": list(roles)}, "minItems": 1, "maxItems": 4},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+        },
+        "required": ["topics", "roles", "confidence"],
+        "additionalProperties": False,
+    }
+
+
+@dataclass
+class ItemTagger:
+    """`tag(items)` → one `ItemTags` per item; failures are records with the raw output, not raises."""
+
+    backend: LLMBackend
+    topics: TagVocabulary
+    roles: TagVocabulary
+    max_retries: int = 2
+    max_tokens: int = 96
+    batch_size: int = 4
+
+    def __post_init__(self) -> None:
+        if not len(self.topics) or not len(self.roles):
+            raise InvalidInputError("both vocabularies need at least one tag", field="vocabulary")
+        self._system_fill = {"topics": "; ".join(self.topics.names), "roles": "; ".join(self.roles.names)}
+        self._schema = tag_schema(self.topics.names, self.roles.names)
+
+    @property
+    def prompt_id(self) -> str:
+        return f"{TAG_PROMPT.id}+topics@{self.topics.version}+roles@{self.roles.version}"
+
+    def _messages(self, text: str) -> list[dict[str, str]]:
+        msgs = TAG_PROMPT.render(item=text)
+        msgs[0]["content"] = msgs[0]["content"].format(**self._system_fill)
+        return msgs
+
+    def tag(self, items: Iterable[dict[str, Any]]) -> list[ItemTags]:
+        rows = list(items)
+        out: list[ItemTags] = []
+        for start in range(0, len(rows), self.batch_size):
+            chunk = rows[start : start + self.batch_size]
+            ready, texts = [], []
+            for r in chunk:
+                try:
+                    texts.append(item_prompt_text(r))
+                    ready.append(r)
+                except InvalidInputError as e:
+                    out.append(ItemTags(int(r.get("item_id", -1)), (), (), 0.0, "failed", str(e)))
+            results = structured(self.backend, [self._messages(t) for t in texts], self._schema, GenerationParams(max_tokens=self.max_tokens), max_retries=self.max_retries)
+            for r, res in zip(ready, results):
+                if res.ok:
+                    v = res.value
+                    topics = tuple(dict.fromkeys(v["topics"]))
+                    roles = tuple(dict.fromkeys(v["roles"]))
+                    out.append(ItemTags(int(r["item_id"]), topics, roles, float(v["confidence"])))
+                else:
+                    out.append(ItemTags(int(r["item_id"]), (), (), 0.0, "failed", res.error, res.raw))
+        order = {int(r.get("item_id", -1)): i for i, r in enumerate(rows)}
+        return sorted(out, key=lambda t: order.get(t.item_id, 0))
+
+
+def propose_tags(backend: LLMBackend, items: Sequence[dict[str, Any]], kind: str, *, per_call: int = 8, max_calls: int = 10) -> list[str]:
+    """Free-form tag proposals from groups of items (input to `consolidate`, never used raw)."""
+    if kind not in KIND_HELP:
+        raise InvalidInputError(f"kind must be one of {sorted(KIND_HELP)}", field="kind")
+    schema = {
+        "type": "object",
+        "properties": {"tags": {"type": "array", "items": {"type": "string", "maxLength": 40}, "maxItems": 8}},
+        "required": ["tags"],
+    }
+    convs = []
+    for start in range(0, min(len(items), per_call * max_calls), per_call):
+        group = items[start : start + per_call]
+        lines = "\n".join(f"- {item_prompt_text(r, 160).splitlines()[0][7:]}" for r in group)
+        msgs = PROPOSE_PROMPT.render(items=lines)
+        msgs[0]["content"] = msgs[0]["content"].format(kind=kind, kind_help=KIND_HELP[kind])
+        convs.append(msgs)
+    # small models echo titles and the prompt's own words back as "tags": never vocabulary
+    titles = " | ".join(normalise_tag(r.get("title", "")) for r in items)
+    echo = {"topic", "role", "tag", "tags", "item", "items"}
+    help_text = KIND_HELP[kind].lower()
+    proposals: list[str] = []
+    for res in structured(backend, convs, schema, GenerationParams(max_tokens=120)):
+        if res.ok:
+            for t in res.value["tags"]:
+                t = normalise_tag(t)
+                if 0 < len(t) <= 40 and t not in echo and t not in titles and t not in help_text:
+                    proposals.append(t)
+    return proposals
+
+
+@dataclass
+class TaggingRun:
+    tags: pd.DataFrame
+    summary: BatchSummary
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def tag_items_batch(tagger: ItemTagger, items: pd.DataFrame, out_dir: str | Path, *, progress: bool = True, retry_failed: bool = False) -> TaggingRun:
+    """Resumable tagging: one JSONL line per finished item under out_dir/parts."""
+    t0 = time.perf_counter()
+
+    def one(rec: dict[str, Any]) -> dict[str, Any]:
+        t = tagger.tag([rec])[0]
+        if t.status != "ok":
+            raise RecsageError(f"tagging failed: {t.error}; raw output: {(t.raw or '')[:300]!r}")
+        return {"topics": list(t.topics), "roles": list(t.roles), "confidence": t.confidence}
+
+    job = BatchJob(out_dir, one, id_field="item_id", desc="tag items", progress=progress, retry_failed=retry_failed)
+    records = (r for r in items.to_dict("records"))
+    summary = job.run(records, total=len(items))
+    frame = job.to_frame()
+    if len(frame):
+        frame = frame.rename(columns={"id": "item_id"})
+        frame["item_id"] = frame["item_id"].astype("int64")
+        for col in ("topics", "roles"):
+            if col not in frame:
+                frame[col] = [[] for _ in range(len(frame))]
+            frame[col] = frame[col].apply(lambda v: list(v) if isinstance(v, list) else [])
+        if "confidence" not in frame:
+            frame["confidence"] = 0.0
+        frame = frame.sort_values("item_id").reset_index(drop=True)
+    meta = {"component": "tagcf.ItemTagger", "model": tagger.backend.model_id, "prompt": tagger.prompt_id, "seconds": round(time.perf_counter() - t0, 2)}
+    return TaggingRun(frame, summary, meta)
+
+
+def tags_from_metadata(items: pd.DataFrame, vocab: TagVocabulary, column: str = "categories") -> pd.DataFrame:
+    """Data-derived topic tags (genres / categories) mapped through the vocabulary's aliases."""
+    rows = []
+    for r in items[["item_id", column]].itertuples(index=False):
+        vals = list(r[1]) if r[1] is not None else []
+        hits = [vocab.lookup(v) for v in vals]
+        rows.append({"item_id": int(r[0]), "topics": list(dict.fromkeys(h for h in hits if h)), "roles": [], "confidence": 1.0, "status": "ok"})
+    return pd.DataFrame(rows)
+
+
+def normalise_tag_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Guarantee list columns (Parquet round trips return numpy arrays)."""
+    df = df.copy()
+    for col in ("topics", "roles"):
+        df[col] = df[col].apply(lambda v: [str(x) for x in v] if v is not None else [])
+    return df
+
+
+__all__ = ["ItemTagger", "ItemTags", "propose_tags", "tag_items_batch", "tags_from_metadata", "item_prompt_text", "tag_schema", "normalise_tag", "normalise_tag_frame"]

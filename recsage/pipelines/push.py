@@ -1,0 +1,196 @@
+"""PushGen service functions: reward-model training on Upworthy, copy scoring, batch generation."""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recsage.core.errors import InvalidInputError
+from recsage.datasets.registry import load_dataset
+from recsage.generation.pushgen.filters import PushConstraints, reason_kind
+from recsage.generation.pushgen.generator import PushCopyGenerator
+from recsage.generation.pushgen.pairs import balanced_orientation, build_pairs, split_pairs
+from recsage.generation.pushgen.reward import REWARD_MODELS, load_reward_model
+from recsage.generation.pushgen.styles import load_style_library
+from recsage.llm.base import LLMBackend
+from recsage.llm.batch import BatchJob
+from recsage.llm.registry import LLMConfig, get_backend
+
+
+def upworthy_pairs(path: str | Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
+    """Train/valid/test pairs split by test id; the test part is balanced by random orientation."""
+    ds = load_dataset("upworthy", path)
+    pairs, stats = build_pairs(ds.experiments)
+    parts = split_pairs(pairs)
+    parts["test"] = balanced_orientation(parts["test"])
+    parts["valid"] = balanced_orientation(parts["valid"], seed=1)
+    info = {**stats.to_dict(), **{f"{k}_pairs": len(v) for k, v in parts.items()}, **{f"{k}_significant": int(v["significant"].sum()) for k, v in parts.items()}}
+    return parts, info
+
+
+def train_reward_model(upworthy: str | Path, out: str | Path, *, model: str = "embedding-bt", **params: Any) -> dict[str, Any]:
+    """Fit one reward model on Upworthy pairs, report held-out accuracy/AUC, save it."""
+    parts, info = upworthy_pairs(upworthy)
+    cls = REWARD_MODELS.get(model)
+    rm = cls(_config_for(model, params)) if params else cls()
+    t0 = time.perf_counter()
+    rm.fit(parts["train"], parts["valid"])
+    row = {"method": model, **rm.evaluate(parts["test"]), "train_seconds": round(time.perf_counter() - t0, 1), **info}
+    if hasattr(rm, "save_pretrained"):
+        rm.save_pretrained(out)
+        (Path(out) / "metrics.json").write_text(json.dumps(row, indent=2))
+    return row
+
+
+def _config_for(model: str, params: dict[str, Any]):
+    from recsage.generation.pushgen.reward import EmbeddingRewardConfig, FinetunedRewardConfig
+
+    cfg = {"embedding-bt": EmbeddingRewardConfig, "finetuned-minilm": FinetunedRewardConfig}.get(model)
+    if cfg is None:
+        raise InvalidInputError(f"reward model {model!r} takes no parameters", field="model")
+    return cfg.from_dict(params)
+
+
+def score_copies(model_dir: str | Path, copies: list[str]) -> list[dict[str, Any]]:
+    """Scores (higher = more clicks expected) for any list of copies, best first."""
+    if not copies:
+        raise InvalidInputError("no copies to score", field="copies")
+    rm = load_reward_model(model_dir)
+    scores = rm.score(copies)
+    return sorted(({"copy": c, "score": round(float(s), 4)} for c, s in zip(copies, scores)), key=lambda r: -r["score"])
+
+
+# ---------------- batch generation ----------------
+def iter_items(path: str | Path, *, id_field: str = "item_id", text_fields: tuple[str, ...] = ("title", "description")) -> Iterator[dict[str, Any]]:
+    """Streams {id, text} records from CSV, JSONL or Parquet; a malformed row raises an error
+    naming the file and line; a row without text passes through with empty text (recorded as a
+    failure by the job, not dropped)."""
+    path = Path(path)
+    if not path.exists():
+        raise InvalidInputError("items file not found", file=str(path))
+
+    def record(row: dict[str, Any], where: str) -> dict[str, Any]:
+        if row.get(id_field) in (None, ""):
+            raise InvalidInputError("missing item id", file=str(path), record=where, field=id_field)
+        present = [f for f in text_fields if f in row]
+        if not present:
+            raise InvalidInputError(f"no text field (expected one of {list(text_fields)})", file=str(path), record=where, field=text_fields[0])
+        text = "\n".join(str(row[f]) for f in present if row[f] is not None and str(row[f]).strip() and str(row[f]) != "nan")
+        return {"id": str(row[id_field]), "text": text}
+
+    if path.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        n = 0
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
+            for row in batch.to_pylist():
+                n += 1
+                yield record(row, f"row {n}")
+    elif path.suffix in (".jsonl", ".ndjson"):
+        with open(path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if not line.strip():
+                    continue
+                try:
+                    row = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise InvalidInputError(f"invalid JSON ({e.msg})", file=str(path), record=f"line {lineno}") from None
+                if not isinstance(row, dict):
+                    raise InvalidInputError("expected a JSON object", file=str(path), record=f"line {lineno}")
+                yield record(row, f"line {lineno}")
+    elif path.suffix in (".csv", ".tsv"):
+        with open(path, encoding="utf-8", newline="") as f:
+            reader = csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ",")
+            for row in reader:
+                if None in row or any(v is None for v in row.values()):
+                    raise InvalidInputError(f"expected {len(reader.fieldnames or [])} fields", file=str(path), record=f"line {reader.line_num}")
+                yield record(row, f"line {reader.line_num}")
+    else:
+        raise InvalidInputError("items file must be .csv, .tsv, .jsonl or .parquet", file=str(path))
+
+
+def generate_push_batch(
+    items: str | Path,
+    out: str | Path,
+    *,
+    styles: list[str],
+    n: int = 8,
+    constraints: PushConstraints | None = None,
+    reward_dir: str | Path | None = None,
+    library: str | Path | None = None,
+    llm: LLMConfig | None = None,
+    id_field: str = "item_id",
+    text_fields: tuple[str, ...] = ("title", "description"),
+    limit: int | None = None,
+    progress: bool = True,
+    backend: LLMBackend | None = None,
+) -> dict[str, Any]:
+    """Resumable batch: one finished item (all its styles) per JSONL line under `<out>.parts/`,
+    then the whole output as Parquet at `out`. A kill loses at most the item in flight."""
+    out = Path(out)
+    lib = load_style_library(library)
+    lib.select(styles)  # unknown/empty styles fail before any LLM call
+    constraints = constraints or PushConstraints()
+    backend = backend or get_backend(config=llm or LLMConfig.from_env())
+    reward = load_reward_model(reward_dir) if reward_dir else None
+    from recsage.llm.embed import Embedder
+
+    embed = Embedder().embed
+    gen = PushCopyGenerator(backend, lib, reward.score if reward else None, embed, n=n, reward_name=str(reward_dir or "none"))
+
+    def one(rec: dict[str, Any]) -> dict[str, Any]:
+        if not rec["text"].strip():
+            raise InvalidInputError("item has no text to write copy for", record=rec["id"], field="/".join(text_fields))
+        return {"results": [r.to_record() for r in gen.generate(rec["id"], rec["text"], styles, constraints)]}
+
+    records = iter_items(items, id_field=id_field, text_fields=text_fields)
+    if limit is not None:
+        records = (r for i, r in enumerate(records) if i < limit)
+    job = BatchJob(Path(str(out) + ".parts"), one, id_field="id", desc="push copy", progress=progress)
+    t0 = time.perf_counter()
+    summary = job.run(records)
+    frame = push_frame(job.results())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(out, index=False)
+    meta = {**summary.to_dict(), "rows": len(frame), "items_ok": int(summary.total_done - summary.new_failed), "model": backend.model_id,
+            "prompt": gen.prompt_id, "reward_model": gen.reward_name, "styles": styles, "n": n, "seconds": round(time.perf_counter() - t0, 1),
+            "rejections": dict(rejection_counts(frame))}
+    Path(str(out) + ".json").write_text(json.dumps(meta, indent=2, default=str))
+    return meta
+
+
+def push_frame(results: list[dict[str, Any]]) -> pd.DataFrame:
+    """One row per (item, style) — failures included with their error."""
+    rows = []
+    for r in results:
+        if r["status"] != "ok":
+            rows.append({"item_id": r["id"], "style": None, "status": "failed", "error": r["error"], "candidates": "[]", "chosen": None})
+            continue
+        for res in r["result"]["results"]:
+            rows.append({**res, "candidates": json.dumps(res["candidates"], ensure_ascii=False), "error": None})
+    cols = ["item_id", "style", "status", "chosen", "chosen_score", "candidates", "error", "model", "prompt", "library", "reward_model", "tokens"]
+    df = pd.DataFrame(rows)
+    for c in cols:
+        if c not in df:
+            df[c] = None
+    return df[cols]
+
+
+def rejection_counts(frame: pd.DataFrame) -> Counter:
+    c: Counter = Counter()
+    for cands in frame["candidates"]:
+        for cand in json.loads(cands or "[]"):
+            c["candidates"] += 1
+            for reason in cand["reasons"]:
+                c[reason_kind(reason)] += 1
+    return c
+
+
+__all__ = ["generate_push_batch", "iter_items", "push_frame", "score_copies", "train_reward_model", "upworthy_pairs"]
