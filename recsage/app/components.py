@@ -59,3 +59,8 @@ def style_names() -> list[str]:
 @st.cache_data(show_spinner="Writing candidates with the LLM…")
 def push_preview(text: str, styles: list[str], n: int, max_chars: int, banned: tuple[str, ...], reward_dir: str | None) -> object:
     return explore.push_preview(text, styles, n=n, max_chars=max_chars, banned=banned, reward_dir=reward_dir)
+
+
+def graph_file(folder: str, name: str) -> bytes | None:
+    path = Path(folder) / name
+    return path.read_bytes() if path.exists() else None

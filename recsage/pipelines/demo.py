@@ -69,6 +69,9 @@ def demo_role_graph(ds: Dataset, out: Path, n_items: int, config: LLMConfig) -> 
 
     vocab = build_vocabularies(ds, out, llm=config, sample_items=16, min_count=1) if not (out / "topics.json").exists() else json.loads((out / "vocabulary_report.json").read_text())
     meta = tag_items(ds, out, out, llm=config, limit=n_items, progress=False)
+    if not vocab.get("roles"):
+        return {"model": meta.get("model"), "vocabulary": {k: vocab.get(k) for k in ("topics", "roles")}, "tagged": meta.get("items_tagged_by_llm"),
+                "failed": meta.get("items_failed"), "examples": [], "edges": [], "graph": {"error": "the LLM proposed no usable roles for this sample"}}
     tags = pd.read_parquet(out / "item_tags.parquet")
     tagged = tags[tags["llm"]].merge(ds.items[["item_id", "title"]], on="item_id")
     examples = [{"title": str(r.title)[:60], "topics": list(r.topics), "roles": list(r.roles)} for r in tagged.head(3).itertuples()]

@@ -1,6 +1,6 @@
 import streamlit as st
 
-from recsage.app.components import role_graph_view, role_graphs, show_error
+from recsage.app.components import graph_file, role_graph_view, role_graphs, show_error
 from recsage.core.errors import RecsageError
 
 st.title("Role graph explorer")
@@ -26,3 +26,8 @@ c1.caption(f"LLM evidence on {stats['edges_with_llm_evidence']} edges, behaviour
 c2.graphviz_chart(view["dot"], use_container_width=True)
 st.subheader("Edges and their evidence")
 st.dataframe(view["shown"], hide_index=True)
+d1, d2 = st.columns(2)
+d1.download_button("Download edges (CSV)", view["edges"].to_csv(index=False), file_name="role_graph_edges.csv", mime="text/csv")
+graphml = graph_file(path, "role_graph.graphml")
+if graphml is not None:
+    d2.download_button("Download GraphML", graphml, file_name="role_graph.graphml", mime="application/xml")

@@ -87,7 +87,8 @@ def tag_schema(topics: Sequence[str], roles: Sequence[str]) -> dict[str, Any]:
         "type": "object",
         "properties": {
             "topics": {"type": "array", "items": {"type": "string", "enum": list(topics)}, "minItems": 1, "maxItems": 3},
-            "roles": {"type": "array", "items": {"type": "string", "enum": list(roles)}, "minItems": 1, "maxItems": 4},
+            "roles": ({"type": "array", "items": {"type": "string", "enum": list(roles)}, "minItems": 1, "maxItems": 4} if roles
+                      else {"type": "array", "items": {"type": "string"}, "maxItems": 0}),  # no role vocabulary yet: topics only
             "confidence": {"type": "number", "minimum": 0, "maximum": 1},
         },
         "required": ["topics", "roles", "confidence"],
@@ -107,9 +108,9 @@ class ItemTagger:
     batch_size: int = 4
 
     def __post_init__(self) -> None:
-        if not len(self.topics) or not len(self.roles):
-            raise InvalidInputError("both vocabularies need at least one tag", field="vocabulary")
-        self._system_fill = {"topics": "; ".join(self.topics.names), "roles": "; ".join(self.roles.names)}
+        if not len(self.topics):
+            raise InvalidInputError("the topic vocabulary is empty: nothing to tag items with", field="vocabulary")
+        self._system_fill = {"topics": "; ".join(self.topics.names), "roles": "; ".join(self.roles.names) or "(none: leave roles empty)"}
         self._schema = tag_schema(self.topics.names, self.roles.names)
 
     @property
