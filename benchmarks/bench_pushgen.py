@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, SHARED, measure, print_table, write_results  # noqa: E402
+from _common import REPO, RESULTS, SHARED, measure, print_table, write_results  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -206,6 +206,10 @@ def main() -> None:
     if "kill" not in skip:
         rows.append(kill_resume_row(args))
         print(rows[-1])
+    previous = json.loads((RESULTS / "bench_pushgen.json").read_text()) if (RESULTS / "bench_pushgen.json").exists() else []
+    skipped_tasks = {"reward": "reward", "generate": "generate", "kill": "kill-resume"}
+    keep = {skipped_tasks[s] for s in skip if s in skipped_tasks}
+    rows += [r for r in previous if r.get("task") in keep]  # parts not rerun keep their last measured rows
     print_table([r for r in rows if r["task"] == "reward"], ["method", "acc_all", "auc_all", "acc_significant", "auc_significant", "pairs_all", "seconds", "peak_mb"],
                 "reward models on held-out Upworthy tests (chance = 0.5; LLM row: first N test pairs)")
     print_table([r for r in rows if r["task"] == "generate"], ["dataset", "method", "items_per_min", "tokens_per_s", "passed_share", "style_adherence_markers_all",

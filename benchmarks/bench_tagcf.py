@@ -82,7 +82,15 @@ def main() -> None:
                     f.write(json.dumps(row) + "\n")
                 print(row, flush=True)
         if name == "movielens-100k":
-            for r in identify_roles(ds, tags_dir):
+            # the model path: TagCF's tag head scores every role tag for each user's full history (no profile);
+            # divided by the mean over users so frequent LLM roles do not win everywhere
+            model, _ = train_recommender("tagcf", None, split=split, dataset=ds, seed=0, ks=(10,), **common, item_tags=inputs["item_tags"],
+                                         logic=inputs["logic"], tag_loss_weight=args.tag_loss_weight)
+            n_topics = inputs["item_tags"].shape[1] - len(json.loads((tags_dir / "roles.json").read_text())["tags"])
+            scores = model.user_tag_scores(ds.sequences())[:, n_topics:]
+            scores = scores / scores.mean(axis=0, keepdims=True).clip(1e-9)
+            role_names = [t["name"] for t in json.loads((tags_dir / "roles.json").read_text())["tags"]]
+            for r in identify_roles(ds, tags_dir, model_scores=scores, model_roles=role_names):
                 rows.append({"task": "roles", **r})
             vocab = json.loads((tags_dir / "vocabulary_report.json").read_text())
             rows.append({"dataset": name, "task": "extraction", "method": tag_meta.get("model"), "items_tagged": tag_meta.get("items_tagged_by_llm"),

@@ -180,4 +180,7 @@ def test_real_embedded_llm_writes_copy_for_real_items(shared_data, small_llm, em
         res = gen.generate(key, text, ["benefit_led", "question"])
         assert [r.style for r in res] == ["benefit_led", "question"]
         for r in res:
-            assert 1 <= len(r.candidates) <= 3 and all(len(c["text"]) <= 90 for c in r.candidates)
+            assert 1 <= len(r.candidates) <= 3
+            for c in r.candidates:  # over-long copy is rejected with its reason, never chosen
+                assert len(c["text"]) <= 90 or any(x.startswith("length") for x in c["reasons"])
+            assert r.chosen is None or len(r.chosen) <= 90
