@@ -52,3 +52,48 @@ def ml100k(shared_data):
     from recsage.datasets.registry import load_dataset
 
     return load_dataset("movielens-100k", shared_data / "movielens-100k")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def launch_server():
+    """`launch(argv_for_port, health_path, what, env=None) -> base URL`: starts a local server on a
+    free 127.0.0.1 port, waits for its health URL, and stops it after the module."""
+    import subprocess
+    import time
+
+    import httpx
+
+    procs = []
+
+    def launch(argv_for_port, health_path: str, what: str, env: dict | None = None) -> str:
+        port = free_port()
+        proc = subprocess.Popen(argv_for_port(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        procs.append(proc)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            try:
+                if httpx.get(f"{base}{health_path}", timeout=2).status_code == 200:
+                    return base
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        proc.kill()
+        pytest.fail(f"{what} did not start")
+
+    yield launch
+    for proc in procs:
+        proc.terminate()
+        proc.wait(20)
+
+
+@pytest.fixture
+def unused_port() -> int:
+    return free_port()

@@ -32,11 +32,11 @@ def read_table(path: str | Path, **csv_kwargs) -> pd.DataFrame:
     raise InvalidInputError("unsupported format (use .csv, .tsv, .jsonl or .parquet, optionally .gz)", file=str(path))
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
+def iter_jsonl(path: Path):
+    """(line number, object) for each non-blank line; a bad line is an error naming file and line."""
     import gzip
 
     opener = gzip.open if path.suffix == ".gz" else open
-    rows = []
     with opener(path, "rt", encoding="utf-8") as f:
         for lineno, line in enumerate(f, start=1):
             if not line.strip():
@@ -47,8 +47,11 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                 raise InvalidInputError(f"invalid JSON ({e.msg})", file=str(path), record=f"line {lineno}") from None
             if not isinstance(obj, dict):
                 raise InvalidInputError("expected a JSON object", file=str(path), record=f"line {lineno}")
-            obj["__line__"] = lineno
-            rows.append(obj)
+            yield lineno, obj
+
+
+def _read_jsonl(path: Path) -> pd.DataFrame:
+    rows = [{**obj, "__line__": lineno} for lineno, obj in iter_jsonl(path)]
     return pd.DataFrame(rows)
 
 

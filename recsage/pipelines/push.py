@@ -14,6 +14,7 @@ import pandas as pd
 
 from recsage.core.errors import InvalidInputError
 from recsage.datasets.registry import load_dataset
+from recsage.datasets.tabular import iter_jsonl
 from recsage.generation.pushgen.filters import PushConstraints, reason_kind
 from recsage.generation.pushgen.generator import PushCopyGenerator
 from recsage.generation.pushgen.pairs import balanced_orientation, build_pairs, split_pairs
@@ -94,17 +95,8 @@ def iter_items(path: str | Path, *, id_field: str = "item_id", text_fields: tupl
                 n += 1
                 yield record(row, f"row {n}")
     elif path.suffix in (".jsonl", ".ndjson"):
-        with open(path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InvalidInputError(f"invalid JSON ({e.msg})", file=str(path), record=f"line {lineno}") from None
-                if not isinstance(row, dict):
-                    raise InvalidInputError("expected a JSON object", file=str(path), record=f"line {lineno}")
-                yield record(row, f"line {lineno}")
+        for lineno, row in iter_jsonl(path):
+            yield record(row, f"line {lineno}")
     elif path.suffix in (".csv", ".tsv"):
         with open(path, encoding="utf-8", newline="") as f:
             reader = csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ",")

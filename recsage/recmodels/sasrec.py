@@ -142,7 +142,21 @@ class SASRec(ScoringRecommender):
         self.cold_fallbacks_ = int(cold.sum())
         return out
 
-    # ---- persistence: config.json + model.safetensors ----
+    # ---- persistence: config.json + model.safetensors (subclasses add tensors/meta via the hooks) ----
+    saved_class = "sasrec"
+    config_class = SASRecConfig
+
+    def _extra_tensors(self) -> dict[str, torch.Tensor]:
+        return {}
+
+    def _extra_meta(self) -> dict[str, Any]:
+        return {"side_dim": None if self.side_features is None else int(np.shape(self.side_features)[1])}
+
+    @classmethod
+    def _from_saved(cls, config, state: dict[str, torch.Tensor], side_features: np.ndarray | None):
+        """A fresh instance from a saved config; pops the subclass's extra tensors off `state`."""
+        return cls(config, side_features=side_features)
+
     def save_pretrained(self, directory: str | Path) -> Path:
         from safetensors.torch import save_file
 
@@ -150,22 +164,21 @@ class SASRec(ScoringRecommender):
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
         state = {k: v.contiguous() for k, v in self.module_.state_dict().items()}
-        state["popularity"] = torch.from_numpy(self.popularity_)
+        state |= {"popularity": torch.from_numpy(self.popularity_), **self._extra_tensors()}
         save_file(state, str(d / "model.safetensors"))
-        (d / "config.json").write_text(json.dumps({"class": "sasrec", "format_version": FORMAT_VERSION, "n_items": self.n_items_,
-                                                   "side_dim": None if self.side_features is None else int(np.shape(self.side_features)[1]),
-                                                   "params": self.config.to_dict()}, indent=2))
+        (d / "config.json").write_text(json.dumps({"class": self.saved_class, "format_version": FORMAT_VERSION, "n_items": self.n_items_,
+                                                   **self._extra_meta(), "params": self.config.to_dict()}, indent=2))
         return d
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> SASRec:
+    def from_pretrained(cls, directory: str | Path):
         from safetensors.torch import load_file
 
         d = Path(directory)
-        meta = read_saved_meta(d, "sasrec", FORMAT_VERSION)
+        meta = read_saved_meta(d, cls.saved_class, FORMAT_VERSION)
         state = load_file(str(d / "model.safetensors"))
         side = state.get("items.side")
-        obj = cls(SASRecConfig.from_dict(meta["params"]), side_features=None if side is None else side[1:].numpy())
+        obj = cls._from_saved(cls.config_class.from_dict(meta["params"]), state, None if side is None else side[1:].numpy())
         obj._build(meta["n_items"])
         obj.popularity_ = state.pop("popularity").numpy()
         obj.module_.load_state_dict(state)

@@ -9,20 +9,17 @@ tag×tag logic matrix) so this model never depends on how tags were produced.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from recsage.core.config import read_saved_meta
 from recsage.core.errors import InvalidInputError
 from recsage.recmodels.base import register_recommender
 from recsage.recmodels.sasrec import SASRec, SASRecConfig, SASRecModule
 
-FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -122,31 +119,16 @@ class TagCFRecommender(SASRec):
                 out.append(self.tag_probabilities(h).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.item_tags.shape[1]), np.float32)
 
-    def save_pretrained(self, directory: str | Path) -> Path:
-        from safetensors.torch import save_file
+    # ---- persistence: SASRec's, plus the tag and logic matrices ----
+    saved_class = "tagcf"
+    config_class = TagCFConfig
 
-        self._check_fitted()
-        d = Path(directory)
-        d.mkdir(parents=True, exist_ok=True)
-        state = {k: v.contiguous() for k, v in self.module_.state_dict().items()}
-        state |= {"popularity": torch.from_numpy(self.popularity_), "item_tags": torch.from_numpy(self.item_tags), "logic": torch.from_numpy(self.logic)}
-        save_file(state, str(d / "model.safetensors"))
-        (d / "config.json").write_text(json.dumps({"class": "tagcf", "format_version": FORMAT_VERSION, "n_items": self.n_items_,
-                                                   "n_tags": int(self.item_tags.shape[1]), "params": self.config.to_dict()}, indent=2))
-        return d
+    def _extra_tensors(self) -> dict[str, torch.Tensor]:
+        return {"item_tags": torch.from_numpy(self.item_tags), "logic": torch.from_numpy(self.logic)}
+
+    def _extra_meta(self) -> dict[str, Any]:
+        return {"n_tags": int(self.item_tags.shape[1])}
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> TagCFRecommender:
-        from safetensors.torch import load_file
-
-        d = Path(directory)
-        meta = read_saved_meta(d, "tagcf", FORMAT_VERSION)
-        state = load_file(str(d / "model.safetensors"))
-        side = state.get("items.side")
-        obj = cls(TagCFConfig.from_dict(meta["params"]), item_tags=state.pop("item_tags").numpy(), logic=state.pop("logic").numpy(),
-                  side_features=None if side is None else side[1:].numpy())
-        obj._build(meta["n_items"])
-        obj.popularity_ = state.pop("popularity").numpy()
-        obj.module_.load_state_dict(state)
-        obj.module_.eval()
-        return obj
+    def _from_saved(cls, config, state: dict[str, torch.Tensor], side_features: np.ndarray | None) -> TagCFRecommender:
+        return cls(config, item_tags=state.pop("item_tags").numpy(), logic=state.pop("logic").numpy(), side_features=side_features)

@@ -2,13 +2,10 @@
 screenshot of every page under benchmarks/results/screenshots/."""
 
 import shutil
-import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -20,35 +17,14 @@ PAGES = [("", "Data", "interactions"), ("sid_explorer", "SID explorer", "Utilisa
          ("push_studio", "Push studio", "Candidates per style"), ("llm_playground", "LLM playground", "Prompt"), ("runs", "Runs", "bench_datasets")]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(tmp_path_factory, seed_role_graph):
+def server(tmp_path_factory, seed_role_graph, launch_server):
     if not Path(CHROMIUM).exists():
         pytest.fail("Chromium is not installed: `make test` installs it (make browser)")
-    port = free_port()
     ws = tmp_path_factory.mktemp("ws")
     seed_role_graph(ws)
     env = {**__import__("os").environ, "RECSAGE_WORKSPACE": str(ws)}
-    proc = subprocess.Popen([sys.executable, "-m", "recsage.cli", "app", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/_stcore/health", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("streamlit did not start")
-    yield url
-    proc.terminate()
-    proc.wait(20)
+    return launch_server(lambda port: [sys.executable, "-m", "recsage.cli", "app", "--port", str(port)], "/_stcore/health", "streamlit", env=env)
 
 
 def test_every_page_renders_in_chromium(server):

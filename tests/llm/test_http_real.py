@@ -1,11 +1,7 @@
 """The OpenAI-compatible backend against a real llama.cpp server started on 127.0.0.1."""
 
-import socket
-import subprocess
 import sys
-import time
 
-import httpx
 import pytest
 from pydantic import BaseModel
 
@@ -15,34 +11,12 @@ from recsage.llm.openai_http import OpenAICompatibleBackend
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(small_gguf):
-    port = free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(small_gguf), "--host", "127.0.0.1", "--port", str(port),
-         "--n_threads", "2", "--n_ctx", "2048", "--model_alias", "small"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            if httpx.get(f"{url}/models", timeout=2).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.5)
-    else:
-        proc.kill()
-        pytest.fail("llama.cpp server did not start")
-    yield url
-    proc.terminate()
-    proc.wait(20)
+def server(small_gguf, launch_server):
+    base = launch_server(lambda port: [sys.executable, "-m", "llama_cpp.server", "--model", str(small_gguf), "--host", "127.0.0.1",
+                                       "--port", str(port), "--n_threads", "2", "--n_ctx", "2048", "--model_alias", "small"],
+                         "/v1/models", "llama.cpp server")
+    return f"{base}/v1"
 
 
 class Answer(BaseModel):
@@ -64,8 +38,8 @@ def test_batch_with_concurrency(server, tmp_path):
     assert s.new_ok == 4
 
 
-def test_http_errors(server):
+def test_http_errors(server, unused_port):
     with pytest.raises(LLMError, match="HTTP 404"):
         OpenAICompatibleBackend(server.replace("/v1", "/nope"), "small").generate(["hi"])
     with pytest.raises(TransientLLMError):
-        OpenAICompatibleBackend(f"http://127.0.0.1:{free_port()}/v1", "small", timeout=2).generate(["hi"])
+        OpenAICompatibleBackend(f"http://127.0.0.1:{unused_port}/v1", "small", timeout=2).generate(["hi"])
