@@ -21,49 +21,40 @@ def constrained_beam_search(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Returns (item_ids, scores), each (n_queries, k), best first; -1 / -inf pad short lists.
 
-    Scores are summed log-probabilities of the SID tokens; ties break by item id.
+    Scores are summed log-probabilities of the SID tokens. All queries advance together: beams
+    are a (queries, beams) grid, the trie's dense child tables mask what may follow each prefix,
+    and one top-k per query keeps the best extensions (ties: earlier beam, then lower code).
+    `step` is only asked about live beams.
     """
     k = k or beam_size
-    q_ids = np.arange(n_queries)
-    prefixes = np.zeros((n_queries, 0), dtype=np.int64)
-    scores = np.zeros(n_queries)
-    for level in range(index.n_levels):
-        logp = np.asarray(step(q_ids, prefixes), dtype=np.float64)
-        cand_q, cand_p, cand_s = [], [], []
-        for row in range(len(q_ids)):
-            allowed = index.allowed(tuple(prefixes[row]))
-            if len(allowed) == 0:
-                continue
-            s = scores[row] + logp[row, allowed]
-            take = np.argsort(-s, kind="stable")[:beam_size]
-            cand_q.append(np.full(len(take), q_ids[row]))
-            cand_p.append(np.concatenate([np.repeat(prefixes[row][None, :], len(take), 0), allowed[take][:, None]], axis=1))
-            cand_s.append(s[take])
-        if not cand_q:
+    q_all = np.arange(n_queries)
+    pid = np.zeros((n_queries, 1), dtype=np.int64)  # prefix id per beam (root = 0)
+    scores = np.zeros((n_queries, 1))
+    prefixes = np.zeros((n_queries, 1, 0), dtype=np.int64)
+    for level, table in enumerate(index.children):
+        width = table.shape[1]
+        qi, bi = np.nonzero(np.isfinite(scores))
+        if len(qi) == 0:
             break
-        cq, cp, cs = np.concatenate(cand_q), np.concatenate(cand_p), np.concatenate(cand_s)
-        # keep the best `beam_size` candidates per query
-        order = np.lexsort((-cs, cq))
-        cq, cp, cs = cq[order], cp[order], cs[order]
-        first = np.r_[0, np.flatnonzero(np.diff(cq)) + 1]
-        rank = np.arange(len(cq)) - np.repeat(first, np.diff(np.r_[first, len(cq)]))
-        keep = rank < beam_size
-        q_ids, prefixes, scores = cq[keep], cp[keep], cs[keep]
-    items = np.full((n_queries, k), -1, dtype=np.int64)
+        logp = np.asarray(step(qi, prefixes[qi, bi]), dtype=np.float64)[:, :width]
+        cand = np.full(scores.shape + (width,), -np.inf)
+        cand[qi, bi] = scores[qi, bi, None] + logp
+        child = table[pid]  # (Q, B, width); dead beams point at prefix 0 but score -inf
+        cand[child < 0] = -np.inf
+        flat = cand.reshape(n_queries, -1)
+        nb = min(beam_size, flat.shape[1])
+        top = np.sort(np.argpartition(-flat, nb - 1, axis=1)[:, :nb], axis=1)  # index order = tie-break
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(flat, top, 1), axis=1, kind="stable"), 1)
+        scores = np.take_along_axis(flat, top, 1)
+        b, c = top // width, top % width
+        new_pid = child[q_all[:, None], b, c].astype(np.int64)
+        dead = ~np.isfinite(scores)
+        new_pid[dead] = 0
+        prefixes = np.concatenate([prefixes[q_all[:, None], b], c[:, :, None]], axis=2)
+        pid = new_pid
+    items = np.where(np.isfinite(scores), pid, -1)
+    out_items = np.full((n_queries, k), -1, dtype=np.int64)
     out_scores = np.full((n_queries, k), -np.inf)
-    by_q: dict[int, list[tuple[float, int]]] = {}
-    for q, p, s in zip(q_ids, prefixes, scores):
-        it = index.item(p)
-        if it is not None:
-            by_q.setdefault(int(q), []).append((-float(s), it))
-    for q, lst in by_q.items():
-        lst.sort()
-        seen, row = set(), []
-        for neg_s, it in lst:
-            if it not in seen:
-                seen.add(it)
-                row.append((it, -neg_s))
-        row = row[:k]
-        items[q, : len(row)] = [r[0] for r in row]
-        out_scores[q, : len(row)] = [r[1] for r in row]
-    return items, out_scores
+    m = min(k, items.shape[1])
+    out_items[:, :m], out_scores[:, :m] = items[:, :m], scores[:, :m]
+    return out_items, out_scores

@@ -56,6 +56,8 @@ class GenerativeConfig(ConfigMixin):
     seed: int = 0
     max_steps_per_epoch: int | None = None
     max_train_seconds: float | None = None
+    lr_schedule: str = "constant"  # or "cosine": decays over `epochs` (set epochs to what the budget allows)
+    warmup_steps: int = 0
     progress: bool = True
 
 
@@ -140,6 +142,91 @@ class GenerativeModule(nn.Module):
         return sum(nn.functional.cross_entropy(self.level_logits(h[:, lv], lv), target_codes[:, lv]) for lv in range(self.n_levels)) / self.n_levels
 
 
+class IncrementalBeamDecoder:
+    """Inference-only decoding for beam search, equal to `GenerativeModule.decode` in eval mode.
+
+    Two caches make it cheap: the context's cross-attention keys/values are projected once per
+    query (not once per beam and level), and each layer's self-attention keys/values of a beam's
+    prefix are kept, so a level only runs its one new token through the layers (a KV cache).
+    The beam search only hands over (query ids, prefixes); a new beam finds its parent's cache
+    row by matching (query, prefix without its last code) against the previous call's rows.
+    """
+
+    def __init__(self, module: GenerativeModule, ctx: torch.Tensor, ctx_pad: torch.Tensor) -> None:
+        self.m = module
+        c = module.config
+        self.d, self.nh = c.dim, c.n_heads
+        self.memory = []
+        for layer in module.decoder.layers:
+            w, bias = layer.multihead_attn.in_proj_weight, layer.multihead_attn.in_proj_bias
+            k = nn.functional.linear(ctx, w[self.d : 2 * self.d], bias[self.d : 2 * self.d])
+            v = nn.functional.linear(ctx, w[2 * self.d :], bias[2 * self.d :])
+            self.memory.append((self._heads(k), self._heads(v)))  # (Q, H, T, dh)
+        self.mask = torch.zeros(ctx_pad.shape, dtype=ctx.dtype).masked_fill(ctx_pad, float("-inf"))[:, None, None, :]
+        self.cache: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self.rows = np.zeros((0, 1), dtype=np.int64)  # (query, prefix...) of the cached beams
+
+    def _heads(self, t: torch.Tensor) -> torch.Tensor:
+        return t.view(t.shape[0], t.shape[1], self.nh, self.d // self.nh).transpose(1, 2)
+
+    @staticmethod
+    def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        # plain matmul-softmax: several times faster than CPU SDPA for these tiny query counts
+        s = q @ k.transpose(-1, -2) / (q.shape[-1] ** 0.5)
+        return torch.softmax(s if mask is None else s + mask, -1) @ v
+
+    def _parents(self, q: np.ndarray, prefixes: np.ndarray) -> np.ndarray:
+        want = np.concatenate([q[:, None], prefixes[:, :-1]], 1)
+        _, inv = np.unique(np.concatenate([self.rows, want]), axis=0, return_inverse=True)
+        inv = inv.reshape(-1)
+        slot = np.full(inv.max() + 1, -1)
+        slot[inv[: len(self.rows)]] = np.arange(len(self.rows))
+        parent = slot[inv[len(self.rows) :]]
+        if (parent < 0).any():
+            raise RuntimeError("a beam's prefix was not decoded at the previous level (steps must follow the beam search)")
+        return parent
+
+    def step(self, q: np.ndarray, prefixes: np.ndarray) -> torch.Tensor:
+        """Hidden state for the next level of every (query, prefix) row: (rows, dim)."""
+        m, level = self.m, prefixes.shape[1]
+        if level == 0:
+            tok = torch.full((len(q),), m.vocab.bos, dtype=torch.long)
+            parent = None
+        else:
+            parent = torch.from_numpy(self._parents(q, prefixes))
+            tok = torch.from_numpy(prefixes[:, -1] + m.vocab.offsets[level - 1])
+        x = (m.token(tok) + m.level.weight[level])[:, None]  # (rows, 1, dim)
+        counts = np.bincount(q)
+        grid = bool((np.diff(q) >= 0).all() and (counts[counts > 0] == counts.max()).all())
+        qs = torch.from_numpy(np.unique(q) if grid else q)
+        new_cache = []
+        for i, layer in enumerate(m.decoder.layers):
+            sa = layer.self_attn
+            qkv = nn.functional.linear(layer.norm1(x), sa.in_proj_weight, sa.in_proj_bias)
+            qh, kh, vh = (self._heads(t) for t in qkv.split(self.d, -1))  # (rows, H, 1, dh)
+            if parent is not None:
+                kh = torch.cat([self.cache[i][0][parent], kh], 2)
+                vh = torch.cat([self.cache[i][1][parent], vh], 2)
+            new_cache.append((kh, vh))
+            o = self._attend(qh, kh, vh)  # the newest token may see the whole prefix: causal by construction
+            x = x + sa.out_proj(o.transpose(1, 2).reshape(len(q), 1, self.d))
+            ca = layer.multihead_attn
+            qc = nn.functional.linear(layer.norm2(x), ca.in_proj_weight[: self.d], ca.in_proj_bias[: self.d])
+            mk, mv = self.memory[i]
+            if grid:  # the beams of one query share its keys/values: (Q, H, beams, dh) against (Q, H, T, dh)
+                qc = qc.view(len(qs), -1, self.nh, self.d // self.nh).transpose(1, 2)
+                o = self._attend(qc, mk[qs], mv[qs], self.mask[qs]).transpose(1, 2).reshape(len(q), 1, self.d)
+            else:
+                o = self._attend(self._heads(qc), mk[qs], mv[qs], self.mask[qs]).transpose(1, 2).reshape(len(q), 1, self.d)
+            x = x + ca.out_proj(o)
+            x = x + layer.linear2(layer.activation(layer.linear1(layer.norm3(x))))
+        self.cache = new_cache
+        self.rows = np.concatenate([q[:, None], prefixes], 1)
+        if m.decoder.norm is not None:
+            x = m.decoder.norm(x)
+        return m.out_norm(x[:, 0])
+
+
 def history_samples(sequences: list[np.ndarray], max_items: int) -> tuple[np.ndarray, np.ndarray]:
     """Sliding-window augmentation: every position t >= 1 of every training sequence is a sample
     (history = up to `max_items` items before it, right-aligned, shifted by +1)."""
@@ -203,7 +290,7 @@ class GenerativeSIDRecommender:
 
         trainer = Trainer(self.module_, TrainerConfig(epochs=c.epochs, lr=c.lr, weight_decay=c.weight_decay, patience=c.patience, seed=c.seed,
                                                       max_steps_per_epoch=c.max_steps_per_epoch, progress=c.progress, checkpoint_dir=self.checkpoint_dir,
-                          max_seconds=c.max_train_seconds),
+                          max_seconds=c.max_train_seconds, schedule=c.lr_schedule, warmup_steps=c.warmup_steps),
                           batches=batches, loss=loss, validate=validate if valid is not None else None)
         self.train_result_: TrainResult = trainer.fit()
         return self
@@ -224,14 +311,10 @@ class GenerativeSIDRecommender:
             if len(h):
                 rows[i, -len(h):] = h
         with torch.no_grad():
-            ctx, pad = m.encode(torch.from_numpy(rows))
-            offsets = torch.from_numpy(m.vocab.offsets)
+            decoder = IncrementalBeamDecoder(m, *m.encode(torch.from_numpy(rows)))
 
             def step(q: np.ndarray, prefixes: np.ndarray) -> np.ndarray:
-                qi = torch.from_numpy(q)
-                pt = torch.from_numpy(prefixes) + offsets[None, : prefixes.shape[1]]
-                h = m.decode(ctx[qi], pad[qi], pt)[:, -1]
-                return torch.log_softmax(m.level_logits(h, prefixes.shape[1]), -1).numpy()
+                return torch.log_softmax(m.level_logits(decoder.step(q, prefixes), prefixes.shape[1]), -1).numpy()
 
             items, scores = constrained_beam_search(step, self.index_, len(hist), beam_size=beam, k=beam)
         if exclude_seen:
@@ -245,6 +328,11 @@ class GenerativeSIDRecommender:
                     scores[i, : len(keep_s)] = keep_s
         cold = np.array([len(h) == 0 for h in hist])
         self.cold_fallbacks_ = int(cold.sum())
+        if cold.any():  # no history to condition on: the most popular items, and say so (cold_fallbacks_)
+            top = np.argsort(-self.popularity_, kind="stable")[: items.shape[1]]
+            items[cold], scores[cold] = -1, -np.inf
+            items[cold, : len(top)] = top
+            scores[cold, : len(top)] = self.popularity_[top] / max(self.popularity_.max(), 1.0)
         out_i, out_s = items[:, :k], scores[:, :k]
         if k > out_i.shape[1]:  # fewer beam items than k: the rest are misses (-1)
             out_i = np.pad(out_i, ((0, 0), (0, k - out_i.shape[1])), constant_values=-1)
@@ -257,7 +345,9 @@ class GenerativeSIDRecommender:
         self._check_fitted()
         d = Path(directory)
         d.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.module_.state_dict().items()}, str(d / "model.safetensors"))
+        state = {k: v.contiguous() for k, v in self.module_.state_dict().items()}
+        state["popularity"] = torch.from_numpy(self.popularity_)
+        save_file(state, str(d / "model.safetensors"))
         self.sid_table.save(d / "sid")
         (d / "config.json").write_text(json.dumps({"class": "generative", "format_version": FORMAT_VERSION, "n_items": self.n_items_, "params": self.config.to_dict()}, indent=2))
         return d
@@ -270,6 +360,7 @@ class GenerativeSIDRecommender:
         meta = read_saved_meta(d, "generative", FORMAT_VERSION)
         table = SIDTable.load(d / "sid")
         state = load_file(str(d / "model.safetensors"))
+        popularity = state.pop("popularity", None)
         side = state.get("items.side")
         obj = cls(table, GenerativeConfig.from_dict(meta["params"]), side_features=None if side is None else side[1:].numpy())
         obj._build(meta["n_items"])
@@ -277,5 +368,6 @@ class GenerativeSIDRecommender:
             obj.module_.load_state_dict(state)
         except RuntimeError as e:
             raise InvalidInputError(f"checkpoint does not match its codebook/config: {str(e)[:200]}", file=str(d)) from None
+        obj.popularity_ = popularity.numpy() if popularity is not None else np.ones(obj.n_items_)
         obj.module_.eval()
         return obj

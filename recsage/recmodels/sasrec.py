@@ -37,6 +37,8 @@ class SASRecConfig(ConfigMixin):
     seed: int = 0
     max_steps_per_epoch: int | None = None
     max_train_seconds: float | None = None
+    lr_schedule: str = "constant"  # or "cosine": decays over `epochs` (set epochs to what the budget allows)
+    warmup_steps: int = 0
     progress: bool = True
 
 
@@ -112,7 +114,7 @@ class SASRec(ScoringRecommender):
             self.module_,
             TrainerConfig(epochs=c.epochs, lr=c.lr, weight_decay=c.weight_decay, patience=c.patience, seed=c.seed,
                           max_steps_per_epoch=c.max_steps_per_epoch, progress=c.progress, checkpoint_dir=self.checkpoint_dir,
-                          max_seconds=c.max_train_seconds),
+                          max_seconds=c.max_train_seconds, schedule=c.lr_schedule, warmup_steps=c.warmup_steps),
             batches=batches, loss=loss, validate=validate if valid is not None else None,
         )
         self.train_result_: TrainResult = trainer.fit()

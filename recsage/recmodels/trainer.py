@@ -10,6 +10,7 @@ validates and writes checkpoints.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -34,6 +35,9 @@ class TrainerConfig:
     progress: bool = True
     checkpoint_dir: str | None = None
     max_seconds: float | None = None  # time budget: stop after the epoch that crosses it
+    schedule: str = "constant"  # "constant" | "cosine" (decays to min_lr_ratio·lr over `epochs`)
+    warmup_steps: int = 0
+    min_lr_ratio: float = 0.05
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -48,6 +52,21 @@ class TrainResult:
     stopped_by_time: bool = False
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
+
+
+SCHEDULES = ("constant", "cosine")
+
+
+def lr_at(config: TrainerConfig, step: int, total_steps: int) -> float:
+    """Learning rate as a pure function of the global step: a resumed run continues the exact
+    schedule of the uninterrupted one with no scheduler state to checkpoint."""
+    if config.warmup_steps and step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    if config.schedule == "constant":
+        return config.lr
+    progress = min(1.0, (step - config.warmup_steps) / max(1, total_steps - config.warmup_steps))
+    floor = config.min_lr_ratio
+    return config.lr * (floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
 def dist_info() -> tuple[int, int]:
@@ -93,6 +112,8 @@ class Trainer:
 
     def fit(self) -> TrainResult:
         c = self.config
+        if c.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {c.schedule!r}; known: {', '.join(SCHEDULES)}")
         rank, world = dist_info()
         model: nn.Module = self.module
         if world > 1:
@@ -122,7 +143,10 @@ class Trainer:
             if c.max_steps_per_epoch:
                 batches = batches[: c.max_steps_per_epoch]
             bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not c.progress or rank != 0, leave=False)
-            for batch in bar:
+            for i, batch in enumerate(bar):
+                lr = lr_at(c, epoch * len(batches) + i, c.epochs * len(batches))
+                for group in opt.param_groups:
+                    group["lr"] = lr
                 loss = self.loss(model, batch)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()

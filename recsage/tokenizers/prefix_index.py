@@ -2,6 +2,11 @@
 
 Every prefix (including the empty one) maps to the sorted array of allowed next codes, so a
 lookup is one dict access. `logits_mask` turns that into an additive torch mask.
+
+For batched decoding the trie is also stored densely: prefixes of length l are numbered, and
+`children[l]` is an (n_prefixes_l, level_size_l) table whose entry is the id of the extended
+prefix (or, at the last level, the item index), -1 where the code is not allowed. Beam search
+then advances thousands of beams with one fancy-indexing step instead of a dict lookup each.
 """
 
 from __future__ import annotations
@@ -26,6 +31,24 @@ class SIDPrefixIndex:
                 nxt[tuple(int(c) for c in row[:lv])].add(int(row[lv]))
         self._next = {p: np.array(sorted(s), dtype=np.int64) for p, s in nxt.items()}
         self._item = {tuple(int(c) for c in row): i for i, row in enumerate(table.codes)}
+        self.children = self._dense_children(np.asarray(table.codes, dtype=np.int64))
+
+    def _dense_children(self, codes: np.ndarray) -> list[np.ndarray]:
+        n, levels = codes.shape
+        pid = np.zeros(n, dtype=np.int64)  # every item starts at the root prefix (id 0)
+        tables = []
+        for lv in range(levels):
+            size = int(codes[:, lv].max()) + 1
+            if lv + 1 < levels:
+                _, nxt = np.unique(codes[:, : lv + 1], axis=0, return_inverse=True)
+                nxt = nxt.reshape(-1)
+            else:
+                nxt = np.arange(n)
+            t = np.full((int(pid.max()) + 1, size), -1, dtype=np.int32 if n < 2**31 else np.int64)
+            t[pid, codes[:, lv]] = nxt
+            tables.append(t)
+            pid = nxt
+        return tables
 
     def allowed(self, prefix: tuple[int, ...] | list[int]) -> np.ndarray:
         """Codes that may follow `prefix` (empty array: not a valid prefix, or already complete)."""
