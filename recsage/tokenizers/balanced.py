@@ -4,6 +4,12 @@ Equal-size clusters keep codebook utilisation high and spread items over the cod
 is what drives the collision rate down. Assignment is capacity-constrained: a Sinkhorn
 (entropic optimal-transport) step with uniform code marginals gives each item a soft preference,
 then items are placed greedily, most confident first, into the best code that still has room.
+
+The last level is balanced where collisions happen: inside each prefix (the codes of the levels
+above). With `leaf_capacity=1` every full SID holds at most one item as long as no prefix has
+more than `n_codes` items, so the quantizer itself is (nearly) collision-free — the
+capacity-constrained leaf assignment LETTER/Sinkhorn-style tokenizers use — and the
+collision handling step has almost nothing left to do.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from recsage.tokenizers.base import check_vectors
 from recsage.tokenizers.rqkmeans import ResidualKMeansTokenizer, kmeans, nearest
 
 
@@ -23,6 +30,7 @@ class BalancedRQKMeansConfig:
     balance_iter: int = 5  # rounds of (balanced assignment, centroid update) after k-means
     sinkhorn_iter: int = 50
     epsilon: float = 0.05  # Sinkhorn temperature, relative to the mean distance
+    leaf_capacity: int = 1  # items per full SID at the last level, per prefix; 0 = global balance only
     seed: int = 0
 
 
@@ -90,3 +98,23 @@ class BalancedRQKMeansTokenizer(ResidualKMeansTokenizer):
         if len(residual) >= self.config.n_codes:
             return self._balanced(residual, centroids)
         return nearest(residual, centroids)[0]
+
+    def _leaf_codes(self, residual: np.ndarray, prefix: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+        """Last-level codes with at most `leaf_capacity` items per (prefix, code)."""
+        codes, d2 = nearest(residual, centroids)
+        _, group = np.unique(prefix, axis=0, return_inverse=True)
+        group = group.reshape(-1)
+        sizes = np.bincount(group)
+        cap = self.config.leaf_capacity
+        for g in np.flatnonzero(sizes > cap):
+            rows = np.flatnonzero(group == g)
+            codes[rows] = capacity_assign(-d2[rows], max(cap, int(np.ceil(len(rows) / centroids.shape[0]))))
+        return codes
+
+    def transform(self, x: np.ndarray) -> np.ndarray:
+        codes = super().transform(x)
+        if self.config.leaf_capacity and self.n_levels > 1:
+            last = self.n_levels - 1
+            r = self._residual_before(check_vectors(x), codes, last)
+            codes[:, last] = self._leaf_codes(r, codes[:, :last], self.codebooks_[last])
+        return codes
