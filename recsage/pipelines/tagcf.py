@@ -16,7 +16,8 @@ from recsage.knowledge.tagcf.extract import ItemTagger, normalise_tag_frame, pro
 from recsage.knowledge.tagcf.features import features_frame, item_features, logic_matrix, tag_matrices, user_features
 from recsage.knowledge.tagcf.graph import RoleGraph
 from recsage.knowledge.tagcf.roles import fit_temperature, graph_role_scores, majority_prediction, ranked_from_scores, role_metrics, topic_frequency_prediction
-from recsage.knowledge.tagcf.vocab import TagVocabulary, consolidate, seed_vocabulary
+from recsage.knowledge.tagcf.vocab import STARTER_ROLES, TagVocabulary, consolidate, load_role_groups, seed_vocabulary
+from recsage.llm.base import LLMBackend
 from recsage.llm.registry import LLMConfig, get_backend
 
 ROLE_RENAMES = {"other": "other occupation", "none": "no occupation", "M": "male", "F": "female"}
@@ -45,8 +46,9 @@ def user_role_labels(dataset: Dataset) -> pd.DataFrame:
     return out
 
 
-def seed_vocabularies(dataset: Dataset) -> tuple[TagVocabulary, TagVocabulary]:
-    """Topics from item genres/categories; roles from user profiles when the data has them."""
+def seed_vocabularies(dataset: Dataset, roles_file: str | Path | None = None) -> tuple[TagVocabulary, TagVocabulary]:
+    """Topics from item genres/categories; roles from user profiles when the data has them, else
+    from a role list file (`roles_file`, default: the shipped starter roles)."""
     items = dataset.items
     if items is None or "categories" not in items:
         raise InvalidInputError(f"dataset '{dataset.name}' has no item categories to seed topics", field="categories")
@@ -62,6 +64,8 @@ def seed_vocabularies(dataset: Dataset) -> tuple[TagVocabulary, TagVocabulary]:
         for g in ("occupation", "age", "gender"):
             if g in labels:
                 groups[g] = sorted(labels[g].unique())
+    if roles_file is not None or not groups:
+        groups = {**groups, **load_role_groups(roles_file or STARTER_ROLES)}
     roles = seed_vocabulary("role", groups)
     return topics, roles
 
@@ -75,12 +79,13 @@ def build_vocabularies(
     sample_items: int = 120,
     threshold: float = 0.82,
     min_count: int = 2,
+    roles_file: str | Path | None = None,
 ) -> dict[str, Any]:
     """Seed from data, extend with LLM proposals on the most popular items, consolidate, save."""
     from recsage.llm.embed import Embedder
 
     out = Path(out_dir)
-    topics, roles = seed_vocabularies(dataset)
+    topics, roles = seed_vocabularies(dataset, roles_file)
     report: dict[str, Any] = {"seed_topics": len(topics), "seed_roles": len(roles)}
     if extend:
         backend = get_backend(config=llm or LLMConfig.from_env())
@@ -164,11 +169,88 @@ def merge_tags(metadata_tags: pd.DataFrame, llm_tags: pd.DataFrame) -> pd.DataFr
 
 
 # ---------------- graph, model inputs, features, roles ----------------
+REVIEWED_TAGS = "reviewed_tags.parquet"
+
+
 def load_item_tags(tags_dir: str | Path) -> pd.DataFrame:
+    """Item tags for the graph and models; tags an analyst reviewed (workbench Tagging page,
+    `save_reviewed_tags`) replace the LLM's for those items."""
     path = Path(tags_dir) / "item_tags.parquet"
     if not path.exists():
         raise InvalidInputError("no item_tags.parquet: run `recsage tagcf extract` first", file=str(path))
-    return normalise_tag_frame(pd.read_parquet(path))
+    tags = normalise_tag_frame(pd.read_parquet(path))
+    reviewed_path = Path(tags_dir) / REVIEWED_TAGS
+    if reviewed_path.exists():
+        reviewed = pd.read_parquet(reviewed_path).set_index("item_id")
+        tags = tags.set_index("item_id")
+        known = reviewed.index.intersection(tags.index)
+        for col in ("topics", "roles"):
+            tags.loc[known, col] = pd.Series([list(v) for v in reviewed.loc[known, col]], index=known, dtype=object)
+        tags = tags.reset_index()
+    return tags
+
+
+def preview_tags(dataset: Dataset, tags_dir: str | Path, item_ids: list[int], *, llm: LLMConfig | None = None,
+                 backend: LLMBackend | None = None) -> pd.DataFrame:
+    """LLM tags for a few chosen items (nothing saved): one row per item with the validated JSON,
+    or the error and raw output when the model failed."""
+    topics, roles = TagVocabulary.load(Path(tags_dir) / "topics.json"), TagVocabulary.load(Path(tags_dir) / "roles.json")
+    items = dataset.items.set_index("item_id")
+    unknown = [i for i in item_ids if i not in items.index]
+    if unknown:
+        raise InvalidInputError(f"unknown item id(s) {unknown[:5]}", field="item_id")
+    tagger = ItemTagger(backend or get_backend(config=llm or LLMConfig.from_env()), topics, roles)
+    records = [{"item_id": int(i), **items.loc[i].to_dict()} for i in item_ids]
+    rows = []
+    for rec, t in zip(records, tagger.tag(records)):
+        ok = t.status == "ok"
+        rows.append({"item_id": t.item_id, "title": str(rec.get("title", ""))[:80], "status": t.status, "topics": "; ".join(t.topics), "roles": "; ".join(t.roles),
+                     "confidence": t.confidence, "json": json.dumps({"topics": list(t.topics), "roles": list(t.roles), "confidence": t.confidence}) if ok else "",
+                     "error": t.error or "", "raw": "" if ok else (t.raw or "")[:300]})
+    return pd.DataFrame(rows)
+
+
+def save_reviewed_tags(tags_dir: str | Path, rows: pd.DataFrame) -> dict[str, Any]:
+    """Accept analyst-edited tags (`item_id`, `topics`, `roles`; lists or "a; b" strings). Every tag
+    must be in the vocabulary (an alias maps to its canonical tag); a bad row is refused with its
+    item and field, and nothing is written. Later saves replace earlier ones per item."""
+    tags_dir = Path(tags_dir)
+    path = tags_dir / REVIEWED_TAGS
+    vocabs = {"topics": TagVocabulary.load(tags_dir / "topics.json"), "roles": TagVocabulary.load(tags_dir / "roles.json")}
+    clean = []
+    for rec in rows.to_dict("records"):
+        out: dict[str, Any] = {"item_id": int(rec["item_id"])}
+        for field, vocab in vocabs.items():
+            value = rec.get(field)
+            names = [v for v in (value.split(";") if isinstance(value, str) else list(value if value is not None else []))]
+            canon = []
+            for name in (str(n).strip() for n in names):
+                if not name:
+                    continue
+                c = vocab.lookup(name)
+                if c is None:
+                    raise InvalidInputError(f"{name!r} is not in the {field} vocabulary ({len(vocab)} tags)", file=str(path), record=out["item_id"], field=field)
+                canon.append(c)
+            out[field] = list(dict.fromkeys(canon))
+        if not out["topics"]:
+            raise InvalidInputError("an item needs at least one topic", file=str(path), record=out["item_id"], field="topics")
+        clean.append(out)
+    new = pd.DataFrame(clean, columns=["item_id", "topics", "roles"])
+    if path.exists():
+        old = pd.read_parquet(path)
+        new = pd.concat([old[~old["item_id"].isin(new["item_id"])], new], ignore_index=True)
+    tmp = path.with_suffix(".tmp")
+    new.sort_values("item_id").to_parquet(tmp, index=False)
+    tmp.replace(path)
+    return {"saved": len(clean), "reviewed_items": len(new), "file": str(path)}
+
+
+def ensure_vocabularies(dataset: Dataset, tags_dir: str | Path) -> tuple[TagVocabulary, TagVocabulary]:
+    """The tags folder's vocabularies; seeded from the data (no LLM) when the folder has none."""
+    tags_dir = Path(tags_dir)
+    if not (tags_dir / "topics.json").exists():
+        build_vocabularies(dataset, tags_dir, extend=False)
+    return TagVocabulary.load(tags_dir / "topics.json"), TagVocabulary.load(tags_dir / "roles.json")
 
 
 def split_users(user_ids: np.ndarray, test_share: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -2,6 +2,7 @@
 features, role identification, and the TagCF recommender."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,23 @@ def test_seed_vocabularies_from_real_movielens(vocabs):
     assert roles.group_of("age 18-24") == "age"
 
 
+def test_profile_less_data_gets_starter_roles(shared_data, tmp_path):
+    """Amazon Scientific has no user profiles: roles come from the shipped (editable) role list."""
+    from recsage.datasets import load_dataset
+    from recsage.knowledge.tagcf.vocab import load_role_groups
+
+    sci = load_dataset("scientific", shared_data / "amazon-scientific")
+    topics, roles = seed_vocabularies(sci)
+    assert len(topics) > 10 and {"teacher", "parent", "hobbyist"} <= set(roles.names)
+    custom = tmp_path / "roles.yaml"
+    custom.write_text("hobby:\n  - astronomer\n  - birdwatcher\n")
+    assert set(seed_vocabularies(sci, custom)[1].names) == {"astronomer", "birdwatcher"}
+    custom.write_text("hobby: astronomer\n")
+    with pytest.raises(InvalidInputError, match="roles.yaml.*must be a list") as e:
+        load_role_groups(custom)
+    assert e.value.field == "hobby"
+
+
 def test_vocabulary_file_round_trip_and_version(vocabs, tmp_path):
     topics, _ = vocabs
     back = TagVocabulary.load(topics.save(tmp_path / "t.json"))
@@ -55,6 +73,33 @@ def test_vocabulary_rejects_alias_clash_and_huge_size():
         TagVocabulary("topic", [Tag("a", "topic", aliases=("x",)), Tag("b", "topic", aliases=("x",))])
     with pytest.raises(InvalidInputError, match="exceed"):
         TagVocabulary("topic", [Tag(f"t{i}", "topic") for i in range(401)])
+
+
+def test_tag_preview_review_and_accept(ml100k, vocabs, tags_dir, tmp_path):
+    """The workbench Tagging flow: preview (scripted LLM), edit, accept; reviewed tags override the LLM's."""
+    import shutil
+
+    from recsage.pipelines.tagcf import load_item_tags, preview_tags, save_reviewed_tags
+
+    tags_dir = Path(shutil.copytree(tags_dir, tmp_path / "tags"))  # the module's other tests keep the unreviewed tags
+    llm = ScriptedBackend(lambda m: json.dumps({"topics": ["Comedy"], "roles": ["student"], "confidence": 0.8}))
+    prev = preview_tags(ml100k, tags_dir, [0, 1], backend=llm)
+    assert prev["status"].tolist() == ["ok", "ok"] and json.loads(prev["json"][0])["topics"] == ["Comedy"]
+    with pytest.raises(InvalidInputError, match="unknown item"):
+        preview_tags(ml100k, tags_dir, [10**6], backend=llm)
+    edited = prev[["item_id", "topics", "roles"]].copy()
+    edited.loc[0, "topics"] = "comedy; Drama"  # case-insensitive lookup → canonical names
+    edited.loc[1, "roles"] = "writer"
+    res = save_reviewed_tags(tags_dir, edited)
+    assert res["saved"] == 2 and res["reviewed_items"] == 2
+    tags = load_item_tags(tags_dir).set_index("item_id")
+    assert list(tags.loc[0, "topics"]) == ["Comedy", "Drama"] and list(tags.loc[1, "roles"]) == ["writer"]
+    bad = edited.copy()
+    bad.loc[1, "roles"] = "astronaut"
+    with pytest.raises(InvalidInputError, match="not in the roles vocabulary") as e:
+        save_reviewed_tags(tags_dir, bad)
+    assert e.value.record == 1 and e.value.field == "roles"
+    assert save_reviewed_tags(tags_dir, edited.head(1))["reviewed_items"] == 2  # replaced per item, nothing lost
 
 
 def test_consolidation_merges_near_duplicates_with_real_embeddings(vocabs, embedder):

@@ -112,6 +112,26 @@ def seed_vocabulary(kind: str, groups: dict[str, Iterable[str]]) -> TagVocabular
     return TagVocabulary(kind, tags, {"seeded_from": sorted(groups)})
 
 
+STARTER_ROLES = Path(__file__).with_name("starter_roles.yaml")
+
+
+def load_role_groups(path: str | Path = STARTER_ROLES) -> dict[str, list[str]]:
+    """A role list file: YAML mapping group -> list of role names (see starter_roles.yaml)."""
+    import yaml
+
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise InvalidInputError(f"cannot read role list: {e}", file=str(p)) from None
+    if not isinstance(data, dict) or not data:
+        raise InvalidInputError("role list must map a group name to a list of roles", file=str(p))
+    for group, values in data.items():
+        if not isinstance(values, list) or not all(isinstance(v, str) and v.strip() for v in values):
+            raise InvalidInputError(f"group {group!r} must be a list of non-empty role names", file=str(p), field=str(group))
+    return {str(g): list(v) for g, v in data.items()}
+
+
 @dataclass
 class ConsolidationReport:
     candidates: int = 0
