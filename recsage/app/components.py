@@ -52,6 +52,11 @@ def role_graph_view(path: str, role: str | None = None, min_weight: float = 0.0,
     return explore.role_graph_view(path, role=role, min_weight=min_weight, max_edges=max_edges)
 
 
+@st.cache_data(show_spinner="Drawing the graph…")
+def role_graph_html(path: str, role: str | None = None, min_weight: float = 0.0, max_edges: int = 60) -> str:
+    return explore.role_graph_html(role_graph_view(path, role, min_weight, max_edges))
+
+
 def style_names() -> list[str]:
     return explore.style_names()
 
@@ -64,3 +69,29 @@ def push_preview(text: str, styles: list[str], n: int, max_chars: int, banned: t
 def graph_file(folder: str, name: str) -> bytes | None:
     path = Path(folder) / name
     return path.read_bytes() if path.exists() else None
+
+
+def tags_dir_for(prepared: str) -> Path:
+    return WORKSPACE / "tagcf" / Path(prepared).name
+
+
+@st.cache_data(show_spinner=False)
+def tagging_setup(prepared: str) -> dict:
+    return explore.tagging_setup(prepared, tags_dir_for(prepared))
+
+
+def tag_preview(prepared: str, item_ids: list[int]) -> object:
+    return explore.tag_preview(prepared, tags_dir_for(prepared), item_ids)
+
+
+def save_reviewed_tags(prepared: str, rows) -> dict:
+    return explore.save_reviewed_tags(tags_dir_for(prepared), rows)
+
+
+def push_job_dir() -> Path:
+    return WORKSPACE / "jobs" / "push"
+
+
+def bundled_items() -> Path:
+    """The prepared bundled catalogue's items (id, title, description) as batch-job input."""
+    return workspace() / "scientific" / "items.parquet"

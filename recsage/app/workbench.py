@@ -14,6 +14,7 @@ pages = [
     st.Page(str(HERE / "pages" / "sid_explorer.py"), title="SID explorer", icon="🔢"),
     st.Page(str(HERE / "pages" / "recommender.py"), title="Recommender", icon="🎯"),
     st.Page(str(HERE / "pages" / "role_graph.py"), title="Role graph", icon="🕸️"),
+    st.Page(str(HERE / "pages" / "tagging.py"), title="Tagging", icon="🏷️"),
     st.Page(str(HERE / "pages" / "push_studio.py"), title="Push studio", icon="📣"),
     st.Page(str(HERE / "pages" / "llm_playground.py"), title="LLM playground", icon="💬"),
     st.Page(str(HERE / "pages" / "runs.py"), title="Runs", icon="📈"),

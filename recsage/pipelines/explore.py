@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -151,6 +152,81 @@ def role_graph_view(graph_dir: str | Path, *, role: str | None = None, min_weigh
         dot.append(f'"r:{r.source}" -> "t:{r.target}" [penwidth={0.5 + 3 * r.weight / max(top, 1e-9):.2f}, tooltip="w={r.weight} lift={r.lift}"];')
     dot.append("}")
     return {"stats": g.stats(), "roles": g.roles, "topics": g.topics, "edges": edges, "shown": view, "dot": "\n".join(dot)}
+
+
+def node_evidence(edges: pd.DataFrame, node: str) -> pd.DataFrame:
+    """Every edge into or out of `node` (a role or topic name), strongest first, with its evidence."""
+    rows = edges[(edges["source"] == node) | (edges["target"] == node)]
+    return rows.sort_values("weight", ascending=False).reset_index(drop=True)
+
+
+def _node_summary(edges: pd.DataFrame, node: str, kind: str, top: int = 5) -> str:
+    out = edges[(edges["source"] == node) & (edges["relation"] == ("role_to_topic" if kind == "role" else "topic_to_role"))]
+    out = out.sort_values("weight", ascending=False).head(top)
+    lines = [f"{kind}: {node}", f"strongest {'topics' if kind == 'role' else 'roles'}:"]
+    lines += [f"  {r.target}  w={r.weight:.3f} lift={r.lift:.2f} (llm {r.llm_count}, behaviour {r.behaviour_count})" for r in out.itertuples()]
+    items = sorted({i for ex in out["example_items"] for i in (list(ex) if ex is not None else [])})[:8]
+    users = sorted({u for ex in out["example_users"] for u in (list(ex) if ex is not None else [])})[:8]
+    lines += [f"example items: {items}", f"example users: {users}"]
+    return "\n".join(lines)
+
+
+_EXTERNAL_ASSET = re.compile(r"<(script|link)\b[^>]*(?:src|href)=\"(?:https?:)?//[^\"]*\"[^>]*>(?:\s*</script>)?|<(script|link)\b[^>]*(?:src|href)=\"\.\./node_modules[^\"]*\"[^>]*>(?:\s*</script>)?", re.S)
+_CLICK_SCRIPT = """
+<pre id="evidence" style="font:12px monospace;white-space:pre-wrap;margin:6px 0">Click a node for its evidence.</pre>
+<script type="text/javascript">
+network.on("click", function (params) {
+  if (params.nodes.length) { document.getElementById("evidence").innerText = nodes.get(params.nodes[0]).title; }
+});
+</script>
+"""
+
+
+def role_graph_html(view: dict[str, Any], *, height: int = 560) -> str:
+    """An interactive (pan, zoom, drag, hover, click) drawing of the shown edges: vis-network via
+    pyvis with its JavaScript inlined, every remote asset stripped (works offline, fetches
+    nothing), and a click handler that prints the node's evidence under the graph as text."""
+    from pyvis.network import Network
+
+    net = Network(height=f"{height}px", width="100%", directed=True, cdn_resources="in_line")
+    net.toggle_physics(len(view["shown"]) <= 300)
+    shown, edges = view["shown"], view["edges"]
+    top = float(shown["weight"].max()) if len(shown) else 1.0
+    for r in shown["source"].unique():
+        net.add_node(f"r:{r}", label=str(r), title=_node_summary(edges, r, "role"), color="#8fb8ff", shape="dot")
+    for t in shown["target"].unique():
+        net.add_node(f"t:{t}", label=str(t), title=_node_summary(edges, t, "topic"), color="#ffc98f", shape="box")
+    for r in shown.itertuples():
+        net.add_edge(f"r:{r.source}", f"t:{r.target}", value=float(r.weight) / max(top, 1e-9),
+                     title=f"{r.source} → {r.target}: P(topic|role)={r.weight} lift={r.lift}")
+    html = _EXTERNAL_ASSET.sub("", net.generate_html())
+    return html.replace("</body>", _CLICK_SCRIPT + "</body>")
+
+
+# ---------------- Tagging ----------------
+def tagging_setup(prepared: str | Path, tags_dir: str | Path) -> dict[str, Any]:
+    """Vocabularies (seeded from the data on first use) and the items to choose from, most popular first."""
+    from recsage.pipelines.tagcf import REVIEWED_TAGS, ensure_vocabularies, popular_items
+
+    ds = Dataset.load(prepared)
+    topics, roles = ensure_vocabularies(ds, tags_dir)
+    items = popular_items(ds).head(300)
+    reviewed = Path(tags_dir) / REVIEWED_TAGS
+    return {"topics": topics.names, "roles": roles.names, "versions": {"topics": topics.version, "roles": roles.version},
+            "items": pd.DataFrame({"item_id": items["item_id"], "title": items["title"].astype(str).str.slice(0, 80), "interactions": items["n_interactions"]}),
+            "reviewed": pd.read_parquet(reviewed) if reviewed.exists() else None}
+
+
+def tag_preview(prepared: str | Path, tags_dir: str | Path, item_ids: list[int]) -> pd.DataFrame:
+    from recsage.pipelines.tagcf import preview_tags
+
+    return preview_tags(Dataset.load(prepared), tags_dir, item_ids)
+
+
+def save_reviewed_tags(tags_dir: str | Path, rows: pd.DataFrame) -> dict[str, Any]:
+    from recsage.pipelines.tagcf import save_reviewed_tags as save
+
+    return save(tags_dir, rows)
 
 
 # ---------------- PushGen ----------------

@@ -14,6 +14,7 @@ SHOTS = REPO / "benchmarks" / "results" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PAGES = [("", "Data", "interactions"), ("sid_explorer", "SID explorer", "Utilisation per level"),
          ("recommender", "Recommender playground", "History"), ("role_graph", "Role graph explorer", "Edges and their evidence"),
+         ("tagging", "Tagging", "Roles in vocabulary"),
          ("push_studio", "Push studio", "Candidates per style"), ("llm_playground", "LLM playground", "Prompt"), ("runs", "Runs", "bench_datasets")]
 
 

@@ -1,5 +1,6 @@
 """Every workbench page renders on the bundled sample and its main widgets act (AppTest)."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -71,6 +72,23 @@ def test_role_graph_page_draws_a_real_graph(seed_role_graph):
     assert not at.exception
     shown = at.dataframe[0].value
     assert len(shown) and set(shown["source"]) == {"student"}
+    at.selectbox[2].select("Drama").run()  # inspect a node: its edges in both directions, with evidence
+    evidence = at.dataframe[1].value
+    assert len(evidence) and ((evidence["source"] == "Drama") | (evidence["target"] == "Drama")).all()
+    assert {"role_to_topic", "topic_to_role"} <= set(evidence["relation"])
+
+
+def test_interactive_role_graph_is_self_contained(seed_role_graph, tmp_path):
+    """The pyvis drawing inlines its JavaScript, fetches nothing remote, and reports clicks as text."""
+    import re
+
+    from recsage.pipelines.explore import role_graph_html, role_graph_view
+
+    html = role_graph_html(role_graph_view(seed_role_graph(tmp_path), max_edges=40))
+    assert "vis.Network" in html or "new vis" in html
+    assert not re.findall(r'(?:src|href)="(?:https?:)?//', html)
+    assert "node_modules" not in html
+    assert 'network.on("click"' in html and "innerText" in html
 
 
 @pytest.mark.slow
@@ -83,3 +101,47 @@ def test_push_studio_generates_with_the_real_llm(monkeypatch):
     assert not at.exception, at.exception
     df = at.dataframe[0].value
     assert len(df) >= 1 and set(df["style"]) == {"question"}
+
+
+def _button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+@pytest.mark.slow
+def test_tagging_page_tags_reviews_and_accepts_with_the_real_llm(monkeypatch):
+    monkeypatch.setenv("RECSAGE_LLM_MODEL", "small")
+    at = run("tagging.py")
+    assert int(at.metric[0].value) > 5 and int(at.metric[1].value) > 10  # categories; starter roles (no profiles)
+    _button(at, "Tag with the LLM").click().run(timeout=600)
+    assert not at.exception and not at.error, at.error
+    preview = at.dataframe[0].value
+    assert len(preview) == 1 and preview["status"][0] == "ok"  # enum-constrained decoding: always valid JSON
+    assert set(json.loads(preview["json"][0])) == {"topics", "roles", "confidence"}
+    _button(at, "Accept tags").click().run()
+    assert not at.exception and not at.error, at.error
+    assert at.success and "Saved 1 item" in at.success[0].value
+
+
+@pytest.mark.slow
+def test_push_studio_batch_job_runs_in_the_background(monkeypatch):
+    """Launch from the page, the job runs as its own process, the page monitors it from its files."""
+    import time
+
+    import recsage.app.components as comp
+    from recsage.pipelines.jobs import job_status
+
+    monkeypatch.setenv("RECSAGE_LLM_MODEL", "small")
+    at = run("push_studio.py")
+    at.multiselect[0].set_value(["question"]).run()
+    at.number_input[0].set_value(1)
+    at.number_input[1].set_value(1)
+    _button(at, "Launch batch job").click().run()
+    assert not at.exception and not at.error, at.error
+    deadline = time.time() + 600
+    while job_status(comp.push_job_dir())["running"] and time.time() < deadline:
+        time.sleep(2)
+    status = job_status(comp.push_job_dir())
+    assert status["finished"] and status["done"] == 1, status
+    at.run()
+    results = at.dataframe[-1].value
+    assert len(results) == 1 and results["style"][0] == "question"

@@ -1,0 +1,50 @@
+import streamlit as st
+
+from recsage.app.components import save_reviewed_tags, show_error, tag_preview, tagging_setup, workspace
+from recsage.core.errors import RecsageError
+from recsage.pipelines.explore import list_prepared
+
+st.title("Tagging")
+st.caption("Run the LLM tagger on chosen items (restricted to the vocabularies), check the validated JSON, edit and accept tags. "
+           "Accepted tags replace the LLM's when the role graph is built from this tags folder.")
+ws = workspace()
+names = [n for n in list_prepared(ws) if n != "upworthy"]
+name = st.selectbox("Dataset", names)
+prepared = str(ws / name)
+try:
+    setup = tagging_setup(prepared)
+except RecsageError as e:
+    show_error(e)
+    st.stop()
+c1, c2 = st.columns(2)
+c1.metric("Topics in vocabulary", len(setup["topics"]))
+c2.metric("Roles in vocabulary", len(setup["roles"]))
+with st.expander("Vocabularies"):
+    st.write("**Topics:** " + ", ".join(setup["topics"]))
+    st.write("**Roles:** " + ", ".join(setup["roles"]))
+items = setup["items"]
+labels = {int(r.item_id): f"{r.item_id} · {r.title}" for r in items.itertuples()}
+chosen = st.multiselect("Items (most popular first)", list(labels), default=list(labels)[:1], format_func=labels.get, max_selections=8)
+if st.button("Tag with the LLM", type="primary", disabled=not chosen):
+    with st.spinner(f"Tagging {len(chosen)} item(s) with the LLM…"):
+        try:
+            st.session_state["tag_preview"] = tag_preview(prepared, chosen)
+        except RecsageError as e:
+            show_error(e)
+preview = st.session_state.get("tag_preview")
+if preview is not None:
+    st.subheader("LLM output")
+    st.dataframe(preview[["item_id", "title", "status", "json", "error", "raw"]], hide_index=True)
+    st.subheader("Review and accept")
+    st.caption("Separate tags with ';'. Every tag must be in the vocabulary (aliases are accepted).")
+    edited = st.data_editor(preview[["item_id", "title", "topics", "roles"]], hide_index=True, disabled=["item_id", "title"], key="tag_editor")
+    if st.button("Accept tags"):
+        try:
+            res = save_reviewed_tags(prepared, edited)
+            tagging_setup.clear()
+            st.success(f"Saved {res['saved']} item(s); {res['reviewed_items']} reviewed in total → {res['file']}")
+        except RecsageError as e:
+            show_error(e)
+if setup["reviewed"] is not None:
+    st.subheader("Reviewed tags")
+    st.dataframe(setup["reviewed"], hide_index=True)

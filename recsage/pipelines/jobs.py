@@ -1,0 +1,98 @@
+"""Background batch jobs the workbench can launch and watch.
+
+A job is a `recsage …` CLI run in its own process (its own session, so a page rerun or a closed
+browser tab never kills it), with everything on disk in one folder: `job.json` (command, pid,
+expected item count), `job.log` (its output), and the batch's resumable parts. Status is read
+from those files alone, so any page — or a notebook — can monitor a job it did not start, and
+launching the same folder again resumes instead of redoing finished items.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recsage.core.errors import InvalidInputError
+from recsage.llm.batch import BatchJob
+
+OUTPUT = "push.parquet"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:  # a finished child we started is a zombie until reaped: not running
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        stat = Path(f"/proc/{pid}/stat")
+        return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
+
+
+def start_push_job(items: str | Path, job_dir: str | Path, *, styles: list[str], n: int = 4, max_chars: int = 90, limit: int = 10,
+                   model: str | None = None) -> dict[str, Any]:
+    """Starts `recsage push generate` for the first `limit` items in the background."""
+    job_dir = Path(job_dir)
+    status = job_status(job_dir)
+    if status["running"]:
+        raise InvalidInputError(f"a job is already running in this folder (pid {status['pid']})", file=str(job_dir))
+    if not styles:
+        raise InvalidInputError("choose at least one style", field="styles")
+    if not Path(items).exists():
+        raise InvalidInputError("items file not found", file=str(items))
+    job_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "recsage.cli", "push", "generate", "--items", str(items), "--out", str(job_dir / OUTPUT),
+           "--styles", ",".join(styles), "--n", str(n), "--max-chars", str(max_chars), "--limit", str(limit)]
+    if model:
+        cmd += ["--model", model]
+    with open(job_dir / "job.log", "ab") as log:
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+    meta = {"kind": "push", "pid": proc.pid, "cmd": cmd, "total": limit, "styles": styles, "n": n, "started": time.time()}
+    (job_dir / "job.json").write_text(json.dumps(meta, indent=2))
+    return meta
+
+
+def job_status(job_dir: str | Path) -> dict[str, Any]:
+    """Progress from the job's files: items finished/failed so far, running or not, the log's tail."""
+    job_dir = Path(job_dir)
+    meta_path = job_dir / "job.json"
+    if not meta_path.exists():
+        return {"exists": False, "running": False, "pid": None, "done": 0, "failed": 0, "total": 0}
+    meta = json.loads(meta_path.read_text())
+    rows, _ = BatchJob(Path(str(job_dir / OUTPUT) + ".parts"), lambda r: r).read()
+    failed = sum(r["status"] != "ok" for r in rows.values())
+    running = _alive(int(meta["pid"]))
+    log = job_dir / "job.log"
+    tail = log.read_text(errors="replace").splitlines()[-8:] if log.exists() else []
+    finished = not running and (job_dir / OUTPUT).exists() and (job_dir / OUTPUT).stat().st_mtime >= meta["started"]
+    return {"exists": True, "running": running, "pid": meta["pid"], "done": len(rows), "failed": failed, "total": meta["total"],
+            "finished": finished, "crashed": not running and not finished, "elapsed": round(time.time() - meta["started"], 1),
+            "log_tail": tail, "styles": meta.get("styles", [])}
+
+
+def job_results(job_dir: str | Path) -> pd.DataFrame:
+    """The finished output, or what the parts hold so far while the job runs."""
+    from recsage.pipelines.push import push_frame
+
+    job_dir = Path(job_dir)
+    if (job_dir / OUTPUT).exists() and not job_status(job_dir)["running"]:
+        return pd.read_parquet(job_dir / OUTPUT)
+    return push_frame(BatchJob(Path(str(job_dir / OUTPUT) + ".parts"), lambda r: r).results())
+
+
+def stop_job(job_dir: str | Path) -> bool:
+    """Stops a running job (its finished items stay; launching again resumes)."""
+    status = job_status(job_dir)
+    if not status["running"]:
+        return False
+    os.killpg(os.getpgid(int(status["pid"])), 15)
+    return True
