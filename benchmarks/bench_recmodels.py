@@ -1,8 +1,11 @@
-"""Recommender core on Amazon Beauty leave-one-out (TIGER protocol), full ranking, next to the
-published numbers; codebooks compared by downstream NDCG@10.
+"""Recommender core next to the published numbers: Amazon Beauty leave-one-out (TIGER protocol)
+and Amazon Scientific (text SIDs vs published indexes), full ranking; codebooks compared by
+downstream NDCG@10.
 
-Run: .venv/bin/python benchmarks/bench_recmodels.py [--runs sasrec:0,sasrec:1,lazy-letter:0 ...] [--minutes 15]
-Each run is its own subprocess (own peak RSS), 2 CPU threads, and is capped at --minutes of training.
+Run: .venv/bin/python benchmarks/bench_recmodels.py [--runs beauty/sasrec:0,beauty/lazy-letter:0 ...] [--minutes 15]
+Each run is its own subprocess (own peak RSS), 2 CPU threads, training capped at --minutes
+(a run name may carry its own cap, e.g. beauty/tiger-letter@10:0). Results accumulate in
+results/bench_recmodels.json (a re-run replaces the row of the same run and seed).
 """
 
 from __future__ import annotations
@@ -18,74 +21,111 @@ from pathlib import Path
 from _common import REPO, print_table, require_shared, rss_mb, write_results
 
 PUBLISHED = [
-    {"method": "TIGER (paper)", "recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384},
-    {"method": "SASRec (TIGER's table)", "recall@5": 0.0387, "ndcg@5": 0.0249, "recall@10": 0.0605, "ndcg@10": 0.0318},
-    {"method": "DiffGRM (paper)", "ndcg@10": 0.0502},
+    {"run": "TIGER (paper)", "dataset": "beauty", "recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384},
+    {"run": "SASRec (TIGER's table)", "dataset": "beauty", "recall@5": 0.0387, "ndcg@5": 0.0249, "recall@10": 0.0605, "ndcg@10": 0.0318},
+    {"run": "DiffGRM (paper)", "dataset": "beauty", "ndcg@10": 0.0502},
 ]
-# run name -> (method, sid spec, config overrides)
+DATA = {"beauty": "amazon-beauty", "scientific": "amazon-scientific"}
+SASREC = {"dim": 64, "max_len": 20, "dropout": 0.3, "lr": 1e-3, "batch_size": 256, "epochs": 200, "patience": 8}
+SASREC_SPARSE = {"dim": 64, "max_len": 20, "dropout": 0.2, "lr": 2e-3, "batch_size": 64, "epochs": 200, "patience": 10}
+# generative models: cosine decay over the epochs that fit the time cap (measured epoch times on
+# 2 cores: lazy ~90 s on Beauty, ~20 s on Scientific), so the budget ends on a decayed LR
+LAZY = {"dim": 128, "n_decoder_layers": 2, "dropout": 0.1, "lr": 3e-3, "lr_schedule": "cosine", "warmup_steps": 200, "epochs": 9, "patience": 20}
+TIGER = {"dim": 128, "n_encoder_layers": 4, "n_decoder_layers": 4, "dropout": 0.1, "lr": 3e-3, "lr_schedule": "cosine", "warmup_steps": 200,
+         "epochs": 4, "patience": 20}
+LAZY_SMALL_DATA = {**LAZY, "epochs": 10}
+# run name -> (method, sid spec, config overrides, side features)
 RUNS = {
-    "popularity": ("popularity", None, {}),
-    "itemknn": ("itemknn", None, {}),
-    "sasrec": ("sasrec", None, {"dim": 64, "max_len": 20, "dropout": 0.3, "lr": 1e-3, "batch_size": 256, "epochs": 200, "patience": 8}),
-    "lazy-letter": ("lazy", "published:published", {"dim": 128, "n_decoder_layers": 4, "epochs": 200, "patience": 4}),
-    "lazy-cf-balanced": ("lazy", "cf:balanced", {"dim": 128, "n_decoder_layers": 4, "epochs": 200, "patience": 4}),
-    "lazy-cf-rqkmeans": ("lazy", "cf:rqkmeans", {"dim": 128, "n_decoder_layers": 4, "epochs": 200, "patience": 4}),
-    "tiger-letter": ("tiger", "published:published", {"dim": 128, "n_encoder_layers": 4, "n_decoder_layers": 4, "epochs": 200, "patience": 4}),
+    "popularity": ("popularity", None, {}, None),
+    "itemknn": ("itemknn", None, {}, None),
+    "sasrec": ("sasrec", None, SASREC, None),
+    "sasrec-sparse": ("sasrec", None, SASREC_SPARSE, None),
+    "lazy-letter": ("lazy", "published:published", LAZY, None),
+    "lazy-letter-cf": ("lazy", "published:published", LAZY, "cf"),
+    "tiger-letter": ("tiger", "published:published", TIGER, None),
+    "lazy-cf-balanced": ("lazy", "ours:cf:balanced", {**LAZY, "epochs": 8}, "cf"),
+    "lazy-cf-rqkmeans": ("lazy", "ours:cf:rqkmeans", {**LAZY, "epochs": 8}, "cf"),
+    "lazy-text-balanced": ("lazy", "ours:text:balanced", LAZY_SMALL_DATA, "cf"),
+    "lazy-text-rqkmeans": ("lazy", "ours:text:rqkmeans", LAZY_SMALL_DATA, "cf"),
+    **{f"lazy-{idx}": ("lazy", f"published:{idx}", LAZY_SMALL_DATA, "cf") for idx in
+       ("letter_native", "letter_zcr", "rqvae_native", "rqvae_zcr", "rkmeans_native", "rkmeans_zcr", "rkmeans_zcr_cf", "quasid_native", "quasid_zcr", "mql4grec")},
 }
 
 
-def one(name: str, seed: int, minutes: float, prepared: Path, sid_root: Path) -> dict:
+def prepared_dir(work: Path, dataset: str) -> Path:
+    out = work / dataset
+    if not (out / "dataset.json").exists():
+        from recsage.pipelines import prepare_dataset
+
+        prepare_dataset(dataset, require_shared() / DATA[dataset], out)
+    return out
+
+
+def one(dataset: str, name: str, seed: int, minutes: float, work: Path) -> dict:
     import torch
 
     from recsage.datasets import Dataset
+    from recsage.pipelines.data import load_split
     from recsage.pipelines.sid import build_semantic_ids
     from recsage.pipelines.train import train_recommender
+    from recsage.tokenizers.item_vectors import collaborative_vectors
 
     torch.set_num_threads(2)
-    method, sid, params = RUNS[name]
+    prepared = prepared_dir(work, dataset)
+    method, sid, params, side = RUNS[name]
     if method in ("sasrec", "lazy", "tiger"):
         params = {**params, "max_train_seconds": minutes * 60, "progress": False}
-    if sid and sid.startswith("cf:"):
-        qmethod = sid.split(":")[1]
-        out = sid_root / f"cf-{qmethod}"
+    if sid and sid.startswith("ours:"):
+        _, source, qmethod = sid.split(":")
+        out = work / "sid" / dataset / f"{source}-{qmethod}"
         if not (out / "sids.parquet").exists():
-            build_semantic_ids(Dataset.load(prepared), method=qmethod, source="cf", levels=3, codes=256, collision="reassign", out=out)
+            build_semantic_ids(Dataset.load(prepared), method=qmethod, source=source, levels=3, codes=256, collision="reassign", out=out)
         sid = str(out)
+    ds, split = load_split(prepared, "loo")
+    # collaborative side information through the one side-info hook: co-occurrence SVD of the
+    # *training* sequences only (no validation/test item leaks into it)
+    side_features = collaborative_vectors(split.train.sequences, split.n_items, dim=64) if side == "cf" else None
     t = time.perf_counter()
-    _, row = train_recommender(method, prepared, sid=sid, seed=seed, ks=(5, 10, 20), **params)
-    row.update({"run": name, "seconds": round(time.perf_counter() - t, 1), "peak_mb": round(rss_mb())})
+    _, row = train_recommender(method, prepared, sid=sid, seed=seed, ks=(5, 10, 20), dataset=ds, split=split, side_features=side_features, **params)
+    row.update({"run": name, "side": side, "minutes_cap": minutes if method in ("sasrec", "lazy", "tiger") else None,
+                "seconds": round(time.perf_counter() - t, 1), "peak_mb": round(rss_mb())})
     return row
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", default="popularity:0,itemknn:0,sasrec:0,lazy-letter:0,lazy-cf-balanced:0,lazy-cf-rqkmeans:0")
+    ap.add_argument("--runs", default="beauty/popularity:0,beauty/itemknn:0,beauty/sasrec:0,beauty/lazy-letter-cf:0,beauty/tiger-letter:0,"
+                                      "beauty/lazy-cf-balanced:0")
     ap.add_argument("--minutes", type=float, default=15)
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", default=str(REPO / ".recsage" / "bench"))
     a = ap.parse_args()
     work = Path(a.workdir)
-    prepared = work / "beauty"
     if a.one:
-        name, seed = a.one.split(":")
-        Path(a.out).write_text(json.dumps(one(name, int(seed), a.minutes, prepared, work / "sid")))
+        spec, seed = a.one.split(":")
+        dataset, name = spec.split("/")
+        Path(a.out).write_text(json.dumps(one(dataset, name, int(seed), a.minutes, work)))
         return
-    if not (prepared / "dataset.json").exists():
-        from recsage.pipelines import prepare_dataset
-
-        prepare_dataset("beauty", require_shared() / "amazon-beauty", prepared)
     results_path = REPO / "benchmarks" / "results" / "bench_recmodels.json"
     rows = json.loads(results_path.read_text()) if results_path.exists() else []
     for spec in a.runs.split(","):
         print(f"== {spec}", flush=True)
+        run_spec, minutes = spec, a.minutes
+        if "@" in spec:  # per-run cap: beauty/tiger-letter@10:0
+            head, tail = spec.split("@")
+            mins, seed = tail.split(":")
+            run_spec, minutes = f"{head}:{seed}", float(mins)
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
-            subprocess.run([sys.executable, __file__, "--one", spec, "--out", f.name, "--minutes", str(a.minutes), "--workdir", str(work)], check=True)
+            subprocess.run([sys.executable, __file__, "--one", run_spec, "--out", f.name, "--minutes", str(minutes), "--workdir", str(work)], check=True)
             row = json.loads(Path(f.name).read_text())
-        rows = [r for r in rows if not (r.get("run") == row["run"] and r.get("seeds") == row["seeds"])] + [row]
+        rows = [r for r in rows if not (r.get("run") == row["run"] and r.get("dataset") == row["dataset"] and r.get("seeds") == row["seeds"])] + [row]
         write_results("bench_recmodels", rows)  # after every run: a long benchmark keeps what it finished
-    cols = ["run", "seeds", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "coverage@10", "train_seconds", "epochs_run", "ms_per_user", "beam_size", "peak_mb"]
-    print_table(rows + PUBLISHED, cols, "Beauty, leave-one-out, full ranking, exclude_seen=True, 22,363 test users")
+    cols = ["run", "sid", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "coverage@10", "train_seconds", "epochs_run", "ms_per_user", "peak_mb"]
+    for dataset in ("beauty", "scientific"):
+        these = [r for r in rows if r.get("dataset") == dataset]
+        if these:
+            print_table(these + [r for r in PUBLISHED if r["dataset"] == dataset], cols, f"{dataset}, leave-one-out, full ranking, seen items excluded")
 
 
 if __name__ == "__main__":

@@ -167,6 +167,12 @@ def demo(
     )
     for title, text in report["sid_examples"]:
         console.print(f"  {text}  {title}")
+    if "models" in report:
+        mo = report["models"]
+        _print_rows(mo["metrics"], ["model", "recall@10", "ndcg@10", "epochs"], "Trained on the sample (leave-one-out test users)")
+        console.print(f"User {mo['user']['user_id']}: last items {mo['user']['history']}; held-out next item: {mo['user']['held_out']!r}")
+        for name, titles in mo["recommendations"].items():
+            console.print(f"  {name} top-5: " + " | ".join(titles))
     console.print()
     for step, secs in report["steps"]:
         console.print(f"  {step}: {secs:.1f}s")
@@ -354,6 +360,7 @@ def tagcf_extract(
     out: Path = typer.Option(..., "--out", help="tags folder (vocabularies, LLM parts, item_tags.parquet)"),
     limit: Optional[int] = typer.Option(None, "--limit", help="tag only the N most popular items (others keep data-derived topics)"),
     extend: bool = typer.Option(True, "--extend/--no-extend", help="let the LLM propose new tags before tagging"),
+    roles: Optional[Path] = typer.Option(None, "--roles", help="YAML role list (group: [roles]); default for data without user profiles: the shipped starter roles"),
     retry_failed: bool = typer.Option(False, "--retry-failed"),
     backend: Optional[str] = BACKEND_OPT, model: Optional[str] = MODEL_OPT, base_url: Optional[str] = URL_OPT,
     json_mode: Optional[str] = JSON_MODE_OPT,
@@ -365,7 +372,7 @@ def tagcf_extract(
     ds = Dataset.load(data)
     cfg = _llm_config(backend, model, base_url, json_mode, False)
     if not (out / "topics.json").exists():
-        console.print_json(json.dumps(build_vocabularies(ds, out, llm=cfg, extend=extend)))
+        console.print_json(json.dumps(build_vocabularies(ds, out, llm=cfg, extend=extend, roles_file=roles)))
     console.print_json(json.dumps(tag_items(ds, out, out, llm=cfg, limit=limit, retry_failed=retry_failed), default=str))
 
 

@@ -59,15 +59,45 @@ def run_demo(data_dir: str | Path | None = None, out_dir: str | Path = ".recsage
     report["sid"] = sid_report
     report["sid_examples"] = [(str(ds.items.loc[i, "title"])[:60], table.text(i)) for i in range(3)]
     report["steps"].append(("text embeddings + RQ-KMeans semantic IDs", time.perf_counter() - t))
+
+    t = time.perf_counter()
+    report["models"] = demo_recommenders(ds, split, table, seconds=30)
+    report["steps"].append(("train SASRec + lazy generative SID model, recommend for one user", time.perf_counter() - t))
     report["out_dir"] = str(out_dir)
     return report
+
+
+def demo_recommenders(ds: Dataset, split, table, *, seconds: float = 30) -> dict[str, Any]:
+    """Small SASRec and lazy generative models (each capped at `seconds` of training) on the
+    sample, scored on the test users, and both models' top-5 for the first test user."""
+    from recsage.evaluation import evaluate
+    from recsage.recmodels import SASRec, SASRecConfig
+    from recsage.recmodels.generative import GenerativeConfig, GenerativeSIDRecommender
+
+    models = {
+        "sasrec": SASRec(SASRecConfig(dim=32, batch_size=64, lr=2e-3, dropout=0.2, epochs=40, patience=4, max_train_seconds=seconds, progress=False)),
+        "lazy (semantic IDs)": GenerativeSIDRecommender(table, GenerativeConfig(dim=64, n_decoder_layers=2, dropout=0.1, lr=3e-3, epochs=40, patience=4,
+                                                                                 valid_users=500, max_train_seconds=seconds, progress=False)),
+    }
+    titles = ds.items.set_index("item_id")["title"].astype(str).str.slice(0, 60)
+    hist = split.test.histories[0]
+    rows, recs = [], {}
+    for name, model in models.items():
+        model.fit(split.train, split.valid, exclude_seen=split.exclude_seen)
+        metrics = evaluate(model, split.test, (10,), n_items=split.n_items, exclude_seen=split.exclude_seen, progress=False)
+        rows.append({"model": name, "recall@10": metrics["recall@10"], "ndcg@10": metrics["ndcg@10"], "epochs": model.train_result_.epochs_run})
+        ids = model.recommend([hist], k=5)[0][0]
+        recs[name] = [titles.loc[int(i)] for i in ids if i >= 0]
+    user = {"user_id": int(split.test.user_ids[0]), "history": [titles.loc[int(i)] for i in hist[-3:]],
+            "held_out": titles.loc[int(split.test.targets[0])]}
+    return {"metrics": rows, "user": user, "recommendations": recs}
 
 
 def demo_role_graph(ds: Dataset, out: Path, n_items: int, config: LLMConfig) -> dict[str, Any]:
     """Vocabularies (categories + LLM-proposed roles), LLM tags for the most popular items, the graph."""
     from recsage.pipelines.tagcf import build_role_graph, build_vocabularies, tag_items
 
-    vocab = build_vocabularies(ds, out, llm=config, sample_items=16, min_count=1) if not (out / "topics.json").exists() else json.loads((out / "vocabulary_report.json").read_text())
+    vocab = build_vocabularies(ds, out, llm=config, sample_items=16, min_count=2) if not (out / "topics.json").exists() else json.loads((out / "vocabulary_report.json").read_text())
     meta = tag_items(ds, out, out, llm=config, limit=n_items, progress=False)
     if not vocab.get("roles"):
         return {"model": meta.get("model"), "vocabulary": {k: vocab.get(k) for k in ("topics", "roles")}, "tagged": meta.get("items_tagged_by_llm"),
