@@ -44,6 +44,7 @@ RUNS = {
     "lazy-letter-cf": ("lazy", "published:published", LAZY, "cf"),
     "tiger-letter": ("tiger", "published:published", TIGER, None),
     "lazy-cf-balanced": ("lazy", "ours:cf:balanced", {**LAZY, "epochs": 8}, "cf"),
+    "lazy-cf-balanced-d2": ("lazy", "ours:cf:balanced", {**LAZY, "epochs": 8, "dropout": 0.2}, "cf"),
     "lazy-cf-rqkmeans": ("lazy", "ours:cf:rqkmeans", {**LAZY, "epochs": 8}, "cf"),
     "lazy-text-balanced": ("lazy", "ours:text:balanced", LAZY_SMALL_DATA, "cf"),
     "lazy-text-rqkmeans": ("lazy", "ours:text:rqkmeans", LAZY_SMALL_DATA, "cf"),
@@ -73,6 +74,7 @@ def one(dataset: str, name: str, seed: int, minutes: float, work: Path) -> dict:
     torch.set_num_threads(2)
     prepared = prepared_dir(work, dataset)
     method, sid, params, side = RUNS[name]
+    sid_spec = sid
     if method in ("sasrec", "lazy", "tiger"):
         params = {**params, "max_train_seconds": minutes * 60, "progress": False}
     if sid and sid.startswith("ours:"):
@@ -87,7 +89,7 @@ def one(dataset: str, name: str, seed: int, minutes: float, work: Path) -> dict:
     side_features = collaborative_vectors(split.train.sequences, split.n_items, dim=64) if side == "cf" else None
     t = time.perf_counter()
     _, row = train_recommender(method, prepared, sid=sid, seed=seed, ks=(5, 10, 20), dataset=ds, split=split, side_features=side_features, **params)
-    row.update({"run": name, "side": side, "minutes_cap": minutes if method in ("sasrec", "lazy", "tiger") else None,
+    row.update({"run": name, "sid": sid_spec, "side": side, "minutes_cap": minutes if method in ("sasrec", "lazy", "tiger") else None,
                 "seconds": round(time.perf_counter() - t, 1), "peak_mb": round(rss_mb())})
     return row
 
