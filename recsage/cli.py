@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from recsage.core.errors import RecsageError
+from recsage.core.errors import InvalidInputError, RecsageError
 
 app = typer.Typer(help="recsage: LLM signals, Semantic IDs and compact recommenders.", no_args_is_help=True)
 data_app = typer.Typer(help="Prepare and inspect datasets.", no_args_is_help=True)
@@ -292,11 +292,16 @@ def train_cmd(
     seed: int = typer.Option(0, "--seed"),
     tags: Optional[Path] = typer.Option(None, "--tags", help="tagcf, or sasrec with --tag-features: folder from `recsage tagcf extract`"),
     tag_features: bool = typer.Option(False, "--tag-features", help="feed TagCF graph item features through the side-info hook"),
+    cf_features: bool = typer.Option(False, "--cf-features", help="feed collaborative item vectors (co-occurrence SVD of the training sequences) through the side-info hook"),
     set_: list[str] = typer.Option([], "--set", help="config override, e.g. --set epochs=20 --set dim=64"),
 ) -> None:
-    """Train with early stopping on validation NDCG@10 (resumes from OUT/checkpoints), then score the test split."""
+    """Train with early stopping on validation NDCG@10 (resumes from OUT/checkpoints), then score the test split.
+    Under `torchrun` the ranks train data-parallel (gloo on CPU, nccl on GPU); rank 0 evaluates and saves."""
     from recsage.pipelines.data import load_split
     from recsage.pipelines.train import train_recommender
+    from recsage.recmodels.trainer import dist_info, init_distributed_from_env
+
+    init_distributed_from_env()
 
     extra: dict[str, Any] = {}
     if tags is not None:
@@ -309,7 +314,18 @@ def train_cmd(
             extra |= {"item_tags": inputs["item_tags"], "logic": inputs["logic"]}
         if tag_features:
             extra["side_features"] = inputs["side_features"]
+    if cf_features:
+        from recsage.tokenizers.item_vectors import collaborative_vectors
+
+        if tag_features:
+            raise InvalidInputError("choose one of --tag-features and --cf-features", field="cf_features")
+        if "split" not in extra:
+            ds, split = load_split(data, protocol)
+            extra = {"dataset": ds, "split": split}
+        extra["side_features"] = collaborative_vectors(extra["split"].train.sequences, extra["split"].n_items, dim=64)
     _, row = train_recommender(method, data, protocol=protocol, sid=sid, out=out, seed=seed, **extra, **_parse_params(set_))
+    if dist_info()[0] != 0:
+        return
     cols = ["method", "protocol", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "train_seconds", "ms_per_user"]
     _print_rows([row], cols, f"{method} on {data}")
     console.print(f"[green]saved[/] {out}")

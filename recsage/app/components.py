@@ -23,8 +23,15 @@ def overview(path: str) -> dict:
 
 
 @st.cache_data(show_spinner="Training the models for this dataset…")
-def recommendations(prepared: str, user_id: int, methods: tuple[str, ...], k: int) -> dict:
-    return explore.user_recommendations(prepared, user_id, methods, k)
+def recommendations(prepared: str, user_id: int, methods: tuple[str, ...], k: int, model_dirs: tuple[str, ...] = ()) -> dict:
+    return explore.user_recommendations(prepared, user_id, methods, k, model_dirs)
+
+
+@st.cache_data(show_spinner=False)
+def saved_models(prepared: str) -> dict:
+    from recsage.datasets import Dataset
+
+    return explore.find_saved_models(Dataset.load(prepared).n_items, WORKSPACE, Path(".recsage/demo"))
 
 
 @st.cache_resource(show_spinner="Fitting a semantic-ID codebook…")

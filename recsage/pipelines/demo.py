@@ -61,15 +61,16 @@ def run_demo(data_dir: str | Path | None = None, out_dir: str | Path = ".recsage
     report["steps"].append(("text embeddings + RQ-KMeans semantic IDs", time.perf_counter() - t))
 
     t = time.perf_counter()
-    report["models"] = demo_recommenders(ds, split, table, seconds=30)
+    report["models"] = demo_recommenders(ds, split, table, seconds=30, out=out_dir / "models")
     report["steps"].append(("train SASRec + lazy generative SID model, recommend for one user", time.perf_counter() - t))
     report["out_dir"] = str(out_dir)
     return report
 
 
-def demo_recommenders(ds: Dataset, split, table, *, seconds: float = 30) -> dict[str, Any]:
+def demo_recommenders(ds: Dataset, split, table, *, seconds: float = 30, out: Path | None = None) -> dict[str, Any]:
     """Small SASRec and lazy generative models (each capped at `seconds` of training) on the
-    sample, scored on the test users, and both models' top-5 for the first test user."""
+    sample, scored on the test users, and both models' top-5 for the first test user; saved under
+    `out` (the workbench's Recommender page lists them)."""
     from recsage.evaluation import evaluate
     from recsage.recmodels import SASRec, SASRecConfig
     from recsage.recmodels.generative import GenerativeConfig, GenerativeSIDRecommender
@@ -84,6 +85,8 @@ def demo_recommenders(ds: Dataset, split, table, *, seconds: float = 30) -> dict
     rows, recs = [], {}
     for name, model in models.items():
         model.fit(split.train, split.valid, exclude_seen=split.exclude_seen)
+        if out is not None:
+            model.save_pretrained(out / ("sasrec" if name == "sasrec" else "lazy"))
         metrics = evaluate(model, split.test, (10,), n_items=split.n_items, exclude_seen=split.exclude_seen, progress=False)
         rows.append({"model": name, "recall@10": metrics["recall@10"], "ndcg@10": metrics["ndcg@10"], "epochs": model.train_result_.epochs_run})
         ids = model.recommend([hist], k=5)[0][0]

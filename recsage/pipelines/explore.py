@@ -75,21 +75,45 @@ def _fitted(prepared: str, method: str):
     return ds, split, fit_recommender(method, split)
 
 
-def user_recommendations(prepared: str | Path, user_id: int, methods: tuple[str, ...] = ("popularity", "itemknn"), k: int = 10) -> dict[str, Any]:
-    """A user's history (titles) and each model's top-k with titles, on the leave-one-out split."""
-    out: dict[str, Any] = {"models": {}}
-    for method in methods:
-        ds, split, model = _fitted(str(prepared), method)
-        if not 0 <= user_id < ds.n_users:
-            raise InvalidInputError(f"unknown user {user_id} (0..{ds.n_users - 1})", field="user_id")
-        pos = np.flatnonzero(split.test.user_ids == user_id)
-        hist = split.test.histories[pos[0]] if len(pos) else np.empty(0, dtype=np.int64)
-        titles = ds.items.set_index("item_id")["title"]
-        out["history"] = pd.DataFrame({"item_id": hist, "title": titles.loc[hist].values})
-        out["held_out"] = None if not len(pos) else {"item_id": int(split.test.targets[pos[0]]), "title": titles.loc[int(split.test.targets[pos[0]])]}
+@lru_cache(maxsize=8)
+def _loaded(model_dir: str):
+    from recsage.pipelines.train import load_model
+
+    return load_model(model_dir)
+
+
+def find_saved_models(n_items: int, *roots: str | Path) -> dict[str, str]:
+    """Trained models (folders from `recsage train --out`, the demo, …) under the roots whose item
+    count matches the dataset, by display name → folder."""
+    out = {}
+    for root in roots:
+        for cfg in sorted(Path(root).glob("**/config.json")):
+            try:
+                meta = json.loads(cfg.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if meta.get("class") in ("sasrec", "tagcf", "generative") and meta.get("n_items") == n_items:
+                out[f"{meta['class']}: {cfg.parent.parent.name}/{cfg.parent.name}"] = str(cfg.parent)
+    return out
+
+
+def user_recommendations(prepared: str | Path, user_id: int, methods: tuple[str, ...] = ("popularity", "itemknn"), k: int = 10,
+                         model_dirs: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A user's history (titles) and each model's top-k with titles, on the leave-one-out split:
+    baselines by name (fitted here) and trained models by folder (loaded)."""
+    ds, split = load_split(str(prepared), "loo")
+    if not 0 <= user_id < ds.n_users:
+        raise InvalidInputError(f"unknown user {user_id} (0..{ds.n_users - 1})", field="user_id")
+    pos = np.flatnonzero(split.test.user_ids == user_id)
+    hist = split.test.histories[pos[0]] if len(pos) else np.empty(0, dtype=np.int64)
+    titles = ds.items.set_index("item_id")["title"]
+    out: dict[str, Any] = {"models": {}, "history": pd.DataFrame({"item_id": hist, "title": titles.loc[hist].values}),
+                           "held_out": None if not len(pos) else {"item_id": int(split.test.targets[pos[0]]), "title": titles.loc[int(split.test.targets[pos[0]])]}}
+    named = [(m, _fitted(str(prepared), m)[2]) for m in methods] + [(d, _loaded(d)) for d in model_dirs]
+    for name, model in named:
         ids, scores = model.recommend([hist], k=k)
         ids = ids[0][ids[0] >= 0]
-        out["models"][method] = pd.DataFrame({"rank": np.arange(1, len(ids) + 1), "item_id": ids, "title": titles.loc[ids].values, "score": scores[0][: len(ids)]})
+        out["models"][name] = pd.DataFrame({"rank": np.arange(1, len(ids) + 1), "item_id": ids, "title": titles.loc[ids].values, "score": scores[0][: len(ids)]})
     return out
 
 

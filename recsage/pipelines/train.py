@@ -79,6 +79,10 @@ def train_recommender(method: str, prepared: str | Path, *, protocol: str = "loo
     else:
         model.fit(split.train, split.valid, exclude_seen=split.exclude_seen)
     train_s = time.perf_counter() - t
+    from recsage.recmodels.trainer import dist_info
+
+    if dist_info()[0] != 0:  # under torchrun every rank trains its shard; rank 0 evaluates and saves
+        return model, {"rank": dist_info()[0], "train_seconds": round(train_s, 1)}
     t = time.perf_counter()
     metrics = evaluate(model, split.test, ks, n_items=split.n_items, exclude_seen=split.exclude_seen, batch_size=512 if method in ("tiger", "lazy") else 1024)
     row = {"dataset": dataset.name, "method": method, "protocol": split.protocol, "exclude_seen": split.exclude_seen, "seeds": [seed],

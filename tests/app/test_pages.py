@@ -40,6 +40,22 @@ def test_recommender_page_shows_recommendations():
     assert not at.exception and len(at.dataframe) >= 3
 
 
+def test_recommender_page_shows_trained_models_side_by_side():
+    """A model trained and saved in the workspace shows up next to the baselines."""
+    import recsage.app.components as comp
+    from recsage.pipelines.explore import ensure_workspace
+    from recsage.pipelines.train import train_recommender
+
+    ws = ensure_workspace(comp.WORKSPACE)
+    train_recommender("sasrec", ws / "scientific", out=ws / "models" / "sasrec-tiny", epochs=1, max_steps_per_epoch=5, dim=16, progress=False)
+    comp.saved_models.clear()
+    at = run("recommender.py")
+    chosen = at.multiselect[0].value
+    assert "sasrec: sasrec-tiny/model" in chosen
+    assert len(at.dataframe) == 1 + len(chosen)  # history + one table per model
+    assert len(at.dataframe[-1].value) == 10
+
+
 def test_sid_explorer_page():
     at = run("sid_explorer.py")
     assert any("collision" in m.label for m in at.metric)

@@ -137,3 +137,20 @@ def test_torchrun_ddp_two_cpu_processes(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "done-rank0").exists() and (tmp_path / "done-rank1").exists()
     assert (tmp_path / "ckpt" / "last.pt").exists()
+
+
+def test_cli_train_under_torchrun(tmp_path):
+    """`torchrun -m recsage.cli train …`: two gloo ranks train, rank 0 alone evaluates and saves."""
+    import os
+
+    from recsage.pipelines import prepare_dataset
+    from recsage.pipelines.demo import bundled_data_dir
+
+    prepare_dataset("scientific", bundled_data_dir() / "scientific-sample", tmp_path / "sci")
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29534", "-m", "recsage.cli", "train", "sasrec",
+                        "--data", str(tmp_path / "sci"), "--out", str(tmp_path / "run"), "--set", "epochs=2", "--set", "dim=16", "--set", "progress=false"],
+                       capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("saved") == 1  # rank 0 alone reports and saves
+    assert (tmp_path / "run" / "model" / "config.json").exists() and (tmp_path / "run" / "checkpoints" / "last.pt").exists()

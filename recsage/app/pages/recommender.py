@@ -1,6 +1,6 @@
 import streamlit as st
 
-from recsage.app.components import recommendations, show_error, workspace
+from recsage.app.components import recommendations, saved_models, show_error, workspace
 from recsage.core.errors import RecsageError
 
 st.title("Recommender playground")
@@ -9,10 +9,17 @@ prepared = str(root / "scientific")
 c1, c2 = st.columns([1, 3])
 user = c1.number_input("User id", min_value=0, value=0, step=1)
 k = c1.slider("Top-K", 5, 20, 10)
-methods = c2.multiselect("Models", ["popularity", "itemknn"], default=["popularity", "itemknn"])
-if methods:
+trained = saved_models(prepared)
+options = ["popularity", "itemknn"] + list(trained)
+chosen = c2.multiselect("Models (baselines, and trained models found in the workspace or the demo output)", options,
+                        default=["popularity", "itemknn"] + list(trained)[:2])
+if not trained:
+    c2.caption("No trained models for this dataset yet: `make demo` trains SASRec and a generative SID model on it, or `recsage train … --out`.")
+if chosen:
+    methods = tuple(m for m in chosen if m in ("popularity", "itemknn"))
+    dirs = tuple(trained[m] for m in chosen if m in trained)
     try:
-        res = recommendations(prepared, int(user), tuple(methods), k)
+        res = recommendations(prepared, int(user), methods, k, dirs)
     except RecsageError as e:
         show_error(e)
         st.stop()
@@ -20,7 +27,7 @@ if methods:
     st.dataframe(res["history"], hide_index=True)
     if res["held_out"]:
         st.caption(f"Held-out next item: {res['held_out']['title']} (id {res['held_out']['item_id']})")
-    cols = st.columns(len(methods))
-    for col, m in zip(cols, methods):
-        col.markdown(f"**{m}**")
-        col.dataframe(res["models"][m][["rank", "title", "score"]], hide_index=True)
+    cols = st.columns(len(chosen))
+    for col, name in zip(cols, chosen):
+        col.markdown(f"**{name}**")
+        col.dataframe(res["models"][trained.get(name, name)][["rank", "title", "score"]], hide_index=True)
