@@ -74,11 +74,14 @@ def demo_recommenders(ds: Dataset, split, table, *, seconds: float = 30, out: Pa
     from recsage.evaluation import evaluate
     from recsage.recmodels import SASRec, SASRecConfig
     from recsage.recmodels.generative import GenerativeConfig, GenerativeSIDRecommender
+    from recsage.tokenizers.item_vectors import collaborative_vectors
 
     models = {
         "sasrec": SASRec(SASRecConfig(dim=32, batch_size=64, lr=2e-3, dropout=0.2, epochs=40, patience=4, max_train_seconds=seconds, progress=False)),
+        # collaborative vectors of the training sequences through the side-info hook, as in the benchmark
         "lazy (semantic IDs)": GenerativeSIDRecommender(table, GenerativeConfig(dim=64, n_decoder_layers=2, dropout=0.1, lr=3e-3, epochs=40, patience=4,
-                                                                                 valid_users=500, max_train_seconds=seconds, progress=False)),
+                                                                                 valid_users=500, max_train_seconds=seconds, progress=False),
+                                                        side_features=collaborative_vectors(split.train.sequences, split.n_items, dim=32)),
     }
     titles = ds.items.set_index("item_id")["title"].astype(str).str.slice(0, 60)
     hist = split.test.histories[0]

@@ -206,6 +206,11 @@ network.on("click", function (params) {
 """
 
 
+def _safe(text: Any) -> str:
+    """Graph text comes from data and LLM output: no angle brackets reach the page's script block."""
+    return str(text).replace("<", "‹").replace(">", "›")
+
+
 def role_graph_html(view: dict[str, Any], *, height: int = 560) -> str:
     """An interactive (pan, zoom, drag, hover, click) drawing of the shown edges: vis-network via
     pyvis with its JavaScript inlined, every remote asset stripped (works offline, fetches
@@ -217,12 +222,12 @@ def role_graph_html(view: dict[str, Any], *, height: int = 560) -> str:
     shown, edges = view["shown"], view["edges"]
     top = float(shown["weight"].max()) if len(shown) else 1.0
     for r in shown["source"].unique():
-        net.add_node(f"r:{r}", label=str(r), title=_node_summary(edges, r, "role"), color="#8fb8ff", shape="dot")
+        net.add_node(_safe(f"r:{r}"), label=_safe(r), title=_safe(_node_summary(edges, r, "role")), color="#8fb8ff", shape="dot")
     for t in shown["target"].unique():
-        net.add_node(f"t:{t}", label=str(t), title=_node_summary(edges, t, "topic"), color="#ffc98f", shape="box")
+        net.add_node(_safe(f"t:{t}"), label=_safe(t), title=_safe(_node_summary(edges, t, "topic")), color="#ffc98f", shape="box")
     for r in shown.itertuples():
-        net.add_edge(f"r:{r.source}", f"t:{r.target}", value=float(r.weight) / max(top, 1e-9),
-                     title=f"{r.source} → {r.target}: P(topic|role)={r.weight} lift={r.lift}")
+        net.add_edge(_safe(f"r:{r.source}"), _safe(f"t:{r.target}"), value=float(r.weight) / max(top, 1e-9),
+                     title=_safe(f"{r.source} → {r.target}: P(topic|role)={r.weight} lift={r.lift}"))
     html = _EXTERNAL_ASSET.sub("", net.generate_html())
     return html.replace("</body>", _CLICK_SCRIPT + "</body>")
 

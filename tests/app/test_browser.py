@@ -43,6 +43,12 @@ def test_every_page_renders_in_chromium(server):
             page.get_by_text(title).first.wait_for(timeout=300_000)
             page.get_by_text(expected).first.wait_for(timeout=300_000)
             page.wait_for_function("!document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=300_000)
+            if path == "role_graph":  # the interactive drawing (vis-network in an iframe) really draws
+                page.frame_locator("iframe").first.locator("canvas").first.wait_for(timeout=120_000)
+                page.wait_for_timeout(1500)
+                graph = next(f for f in page.frames if f.query_selector("#evidence"))
+                graph.evaluate("network.body.emitter.emit('click', {nodes: [nodes.getIds()[0]], edges: []})")  # a click on a node
+                assert "strongest" in graph.inner_text("#evidence") and "example users" in graph.inner_text("#evidence")
             timings[title] = round(time.time() - t, 1)
             page.screenshot(path=str(SHOTS / f"{path or 'data'}.png"), full_page=True)
             assert page.get_by_text("Traceback").count() == 0

@@ -83,7 +83,7 @@ def test_role_graph_page_draws_a_real_graph(seed_role_graph):
     comp.role_graphs.clear()
     at = run("role_graph.py")
     assert at.metric and int(at.metric[0].value) > 400
-    assert len(at.dataframe) == 1
+    assert len(at.dataframe) == 2  # the shown edges, and the node inspector
     at.selectbox[1].select("student").run()
     assert not at.exception
     shown = at.dataframe[0].value
@@ -105,6 +105,9 @@ def test_interactive_role_graph_is_self_contained(seed_role_graph, tmp_path):
     assert not re.findall(r'(?:src|href)="(?:https?:)?//', html)
     assert "node_modules" not in html
     assert 'network.on("click"' in html and "innerText" in html
+    view = role_graph_view(seed_role_graph(tmp_path), max_edges=40)
+    view["shown"] = view["shown"].assign(source="</script><script>alert(1)</script>")
+    assert "<script>alert" not in role_graph_html(view)  # text from data/LLM cannot open a script
 
 
 @pytest.mark.slow

@@ -1,5 +1,4 @@
 import streamlit as st
-import streamlit.components.v1 as components
 
 from recsage.app.components import graph_file, role_graph_html, role_graph_view, role_graphs, show_error
 from recsage.core.errors import RecsageError
@@ -28,7 +27,8 @@ c1.metric("Roles / topics", f"{stats['roles']} / {stats['topics']}")
 c1.caption(f"LLM evidence on {stats['edges_with_llm_evidence']} edges, behaviour on {stats['edges_with_behaviour_evidence']}")
 with c2:
     if drawing == "interactive":
-        components.html(role_graph_html(path, role=None if role == "(all)" else role, min_weight=min_weight, max_edges=max_edges), height=660)
+        # our own generated page (labels escaped, JavaScript inlined, no remote assets)
+        st.iframe(role_graph_html(path, role=None if role == "(all)" else role, min_weight=min_weight, max_edges=max_edges), height=660)
     else:
         st.graphviz_chart(view["dot"], use_container_width=True)
 st.subheader("Edges and their evidence")
