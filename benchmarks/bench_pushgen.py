@@ -31,7 +31,7 @@ from recsage.generation.pushgen.styles import load_style_library  # noqa: E402
 from recsage.llm import GenerationParams, structured  # noqa: E402
 from recsage.llm.embed import Embedder  # noqa: E402
 from recsage.llm.registry import LLMConfig, get_backend  # noqa: E402
-from recsage.pipelines.push import upworthy_pairs  # noqa: E402
+from recsage.pipelines.push import push_parts_dir, upworthy_pairs  # noqa: E402
 
 WORK = REPO / ".recsage" / "bench" / "pushgen"
 JUDGE_SCHEMA = {"type": "object", "properties": {"winner": {"type": "string", "enum": ["A", "B"]}}, "required": ["winner"]}
@@ -158,7 +158,7 @@ def kill_resume_row(args) -> dict:
     cmd = [sys.executable, "-m", "recsage.cli", "push", "generate", "--items", str(items), "--out", str(out), "--styles", "question",
            "--n", "3", "--model", "small", "--text-fields", "title"]
     env = {**os.environ, "RECSAGE_CACHE": str(d / "cache")}
-    parts = Path(str(out) + ".parts") / "parts"
+    parts = push_parts_dir(out) / "parts"
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     t0 = time.time()
     while time.time() - t0 < 900:

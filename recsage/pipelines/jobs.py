@@ -38,6 +38,13 @@ def _alive(pid: int) -> bool:
         return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
 
 
+def _finished(job_dir: Path) -> BatchJob:
+    """Read-only handle on the job's parts (the same folder `generate_push_batch` writes)."""
+    from recsage.pipelines.push import push_parts_dir
+
+    return BatchJob(push_parts_dir(Path(job_dir) / OUTPUT), lambda r: r)
+
+
 def start_push_job(items: str | Path, job_dir: str | Path, *, styles: list[str], n: int = 4, max_chars: int = 90, limit: int = 10,
                    model: str | None = None) -> dict[str, Any]:
     """Starts `recsage push generate` for the first `limit` items in the background."""
@@ -68,7 +75,7 @@ def job_status(job_dir: str | Path) -> dict[str, Any]:
     if not meta_path.exists():
         return {"exists": False, "running": False, "pid": None, "done": 0, "failed": 0, "total": 0}
     meta = json.loads(meta_path.read_text())
-    rows, _ = BatchJob(Path(str(job_dir / OUTPUT) + ".parts"), lambda r: r).read()
+    rows, _ = _finished(job_dir).read()
     failed = sum(r["status"] != "ok" for r in rows.values())
     running = _alive(int(meta["pid"]))
     log = job_dir / "job.log"
@@ -84,9 +91,11 @@ def job_results(job_dir: str | Path) -> pd.DataFrame:
     from recsage.pipelines.push import push_frame
 
     job_dir = Path(job_dir)
-    if (job_dir / OUTPUT).exists() and not job_status(job_dir)["running"]:
+    meta = job_dir / "job.json"
+    running = meta.exists() and _alive(int(json.loads(meta.read_text())["pid"]))  # not job_status: it would read every part again
+    if (job_dir / OUTPUT).exists() and not running:
         return pd.read_parquet(job_dir / OUTPUT)
-    return push_frame(BatchJob(Path(str(job_dir / OUTPUT) + ".parts"), lambda r: r).results())
+    return push_frame(_finished(job_dir).results())
 
 
 def stop_job(job_dir: str | Path) -> bool:

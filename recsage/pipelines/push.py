@@ -108,6 +108,11 @@ def iter_items(path: str | Path, *, id_field: str = "item_id", text_fields: tupl
         raise InvalidInputError("items file must be .csv, .tsv, .jsonl or .parquet", file=str(path))
 
 
+def push_parts_dir(out: str | Path) -> Path:
+    """Where a push batch keeps its resumable parts: next to its Parquet output."""
+    return Path(str(out) + ".parts")
+
+
 def generate_push_batch(
     items: str | Path,
     out: str | Path,
@@ -145,7 +150,7 @@ def generate_push_batch(
     records = iter_items(items, id_field=id_field, text_fields=text_fields)
     if limit is not None:
         records = (r for i, r in enumerate(records) if i < limit)
-    job = BatchJob(Path(str(out) + ".parts"), one, id_field="id", desc="push copy", progress=progress)
+    job = BatchJob(push_parts_dir(out), one, id_field="id", desc="push copy", progress=progress)
     t0 = time.perf_counter()
     summary = job.run(records)
     frame = push_frame(job.results())
