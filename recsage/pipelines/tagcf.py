@@ -222,7 +222,7 @@ def save_reviewed_tags(tags_dir: str | Path, rows: pd.DataFrame) -> dict[str, An
         out: dict[str, Any] = {"item_id": int(rec["item_id"])}
         for field, vocab in vocabs.items():
             value = rec.get(field)
-            names = [v for v in (value.split(";") if isinstance(value, str) else list(value if value is not None else []))]
+            names = value.split(";") if isinstance(value, str) else list(value if value is not None else [])
             canon = []
             for name in (str(n).strip() for n in names):
                 if not name:
