@@ -33,7 +33,8 @@ def titles(n: int) -> list[str]:
     return [items[str(i)]["title"] for i in range(n)]
 
 
-def one_backend(spec: str, n_titles: int, n_speed: int, validity_cache: str | None = None, repair_titles: int = 50) -> list[dict]:
+def one_backend(spec: str, n_titles: int, n_speed: int, validity_cache: str | None = None, repair_titles: int = 50,
+                parts: tuple[str, ...] = ("speed", "validity")) -> list[dict]:
     from recsage.llm import BatchJob, GenerationParams, LLMCache, PromptTemplate, get_backend, structured
     from recsage.llm.cache import CachedBackend
     from recsage.llm.structured import parse
@@ -124,10 +125,10 @@ def one_backend(spec: str, n_titles: int, n_speed: int, validity_cache: str | No
     })
 
     # --- JSON validity on real titles (cached, so the repair pass only pays for the retries) ---
-    n_valid = n_titles if kind == "embedded" else min(n_titles, 50)
+    n_valid = (n_titles if kind == "embedded" else min(n_titles, 50)) if "validity" in parts else 0
     convs = [tpl.render(title=t) for t in ts[:n_valid]]
     vbackend = CachedBackend(backend, LLMCache(validity_cache or tmp / "validity.sqlite"))
-    for constrained in (True, False):
+    for constrained in (True, False) if n_valid else ():
         t = time.perf_counter()
         res = structured(vbackend, convs, ProductTags, params, max_retries=0, constrained=constrained)
         secs = time.perf_counter() - t
@@ -182,11 +183,13 @@ def main() -> None:
     ap.add_argument("--validity-cache", default=None, help="SQLite LLM cache to reuse for the validity runs (resume a long benchmark)")
     ap.add_argument("--name", default="bench_llm", help="results file name (benchmarks/results/NAME.json)")
     ap.add_argument("--no-embeddings", action="store_true")
+    ap.add_argument("--parts", default="speed,validity", help="speed,validity: re-measure one part; rows of the other stay in the results file")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.one:
-        rows = embeddings() if a.one == "embeddings" else one_backend(a.one, a.titles, a.speed_prompts, a.validity_cache, a.repair_titles)
+        rows = embeddings() if a.one == "embeddings" else one_backend(a.one, a.titles, a.speed_prompts, a.validity_cache, a.repair_titles,
+                                                                               tuple(a.parts.split(",")))
         Path(a.out).write_text(json.dumps(rows if isinstance(rows, list) else [rows]))
         return
     specs = [f"embedded:{m}" for m in a.models.split(",") if m] + (["http:small"] if a.http else []) + ([] if a.no_embeddings else ["embeddings"])
@@ -196,8 +199,16 @@ def main() -> None:
             print(f"== {spec}", flush=True)
             extra = ["--validity-cache", a.validity_cache] if a.validity_cache else []
             subprocess.run([sys.executable, __file__, "--one", spec, "--out", f.name, "--titles", str(a.titles), "--repair-titles", str(a.repair_titles),
-                            "--speed-prompts", str(a.speed_prompts), *extra], check=True, cwd=REPO / "benchmarks")
+                            "--speed-prompts", str(a.speed_prompts), "--parts", a.parts, *extra], check=True, cwd=REPO / "benchmarks")
             rows += json.loads(Path(f.name).read_text())
+    old_path = REPO / "benchmarks" / "results" / f"{a.name}.json"
+    if old_path.exists() and a.parts != "speed,validity":  # keep the earlier rows of the part not re-measured
+
+        def key(r: dict) -> tuple:
+            return r["bench"], r["backend"], str(r.get("constrained"))
+
+        fresh = {key(r) for r in rows}
+        rows = [r for r in json.loads(old_path.read_text()) if key(r) not in fresh] + rows
     print_table([r for r in rows if r["bench"] == "speed"], ["backend", "load_seconds", "prompt_tok_s", "gen_tok_s", "raw_seconds", "recsage_batch_seconds", "recsage_vs_raw", "cached_rerun_seconds", "cache_speedup", "peak_mb"], "Speed (targets: recsage_vs_raw >= 0.9, cache_speedup >= 100)")
     print_table([r for r in rows if r["bench"] == "json_validity"], ["backend", "constrained", "n", "valid_first_try", "valid_strict_json", "mean_attempts", "items_per_min", "seconds"], f"JSON validity on {a.titles} real Amazon Scientific titles")
     print_table([r for r in rows if r["bench"] == "embeddings"], ["backend", "n", "texts_per_s", "seconds", "peak_mb"], "Embeddings")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,6 +28,7 @@ PUBLISHED = [
 ]
 DATA = {"beauty": "amazon-beauty", "scientific": "amazon-scientific"}
 SASREC = {"dim": 64, "max_len": 20, "dropout": 0.3, "lr": 1e-3, "batch_size": 256, "epochs": 200, "patience": 8}
+SASREC_COSINE = {**SASREC, "dropout": 0.2, "lr": 3e-3, "batch_size": 128, "lr_schedule": "cosine", "warmup_steps": 100, "epochs": 18, "patience": 30}
 SASREC_SPARSE = {"dim": 64, "max_len": 20, "dropout": 0.2, "lr": 2e-3, "batch_size": 64, "epochs": 200, "patience": 10}
 # generative models: cosine decay over the epochs that fit the time cap (measured epoch times on
 # 2 cores: lazy ~90 s on Beauty, ~20 s on Scientific), so the budget ends on a decayed LR
@@ -40,11 +42,14 @@ RUNS = {
     "itemknn": ("itemknn", None, {}, None),
     "sasrec": ("sasrec", None, SASREC, None),
     "sasrec-sparse": ("sasrec", None, SASREC_SPARSE, None),
+    "sasrec-cosine": ("sasrec", None, SASREC_COSINE, None),
     "lazy-letter": ("lazy", "published:published", LAZY, None),
     "lazy-letter-cf": ("lazy", "published:published", LAZY, "cf"),
     "tiger-letter": ("tiger", "published:published", TIGER, None),
     "lazy-cf-balanced": ("lazy", "ours:cf:balanced", {**LAZY, "epochs": 8}, "cf"),
     "lazy-cf-balanced-d2": ("lazy", "ours:cf:balanced", {**LAZY, "epochs": 8, "dropout": 0.2}, "cf"),
+    "lazy-cf-balanced-noid": ("lazy", "ours:cf:balanced", {**LAZY, "epochs": 8, "use_item_ids": False}, "cf"),
+    "lazy-cf-balanced-ls": ("lazy", "ours:cf:balanced", {**LAZY, "epochs": 8, "label_smoothing": 0.1}, "cf"),
     "lazy-cf-rqkmeans": ("lazy", "ours:cf:rqkmeans", {**LAZY, "epochs": 8}, "cf"),
     "lazy-text-balanced": ("lazy", "ours:text:balanced", LAZY_SMALL_DATA, "cf"),
     "lazy-text-rqkmeans": ("lazy", "ours:text:rqkmeans", LAZY_SMALL_DATA, "cf"),
@@ -62,7 +67,7 @@ def prepared_dir(work: Path, dataset: str) -> Path:
     return out
 
 
-def one(dataset: str, name: str, seed: int, minutes: float, work: Path) -> dict:
+def one(dataset: str, name: str, seed: int, minutes: float, work: Path, threads: int = 2) -> dict:
     import torch
 
     from recsage.datasets import Dataset
@@ -71,7 +76,7 @@ def one(dataset: str, name: str, seed: int, minutes: float, work: Path) -> dict:
     from recsage.pipelines.train import train_recommender
     from recsage.tokenizers.item_vectors import collaborative_vectors
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     prepared = prepared_dir(work, dataset)
     method, sid, params, side = RUNS[name]
     sid_spec = sid
@@ -87,9 +92,12 @@ def one(dataset: str, name: str, seed: int, minutes: float, work: Path) -> dict:
     # collaborative side information through the one side-info hook: co-occurrence SVD of the
     # *training* sequences only (no validation/test item leaks into it)
     side_features = collaborative_vectors(split.train.sequences, split.n_items, dim=64) if side == "cf" else None
+    run_dir = work / "runs" / f"{dataset}-{name}-{seed}"  # the trained model is kept (re-score it, e.g. with a wider beam)
+    shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run: never resume a checkpoint of older code
     t = time.perf_counter()
-    _, row = train_recommender(method, prepared, sid=sid, seed=seed, ks=(5, 10, 20), dataset=ds, split=split, side_features=side_features, **params)
-    row.update({"run": name, "sid": sid_spec, "side": side, "minutes_cap": minutes if method in ("sasrec", "lazy", "tiger") else None,
+    _, row = train_recommender(method, prepared, sid=sid, seed=seed, ks=(5, 10, 20), dataset=ds, split=split, side_features=side_features,
+                               out=run_dir, **params)
+    row.update({"run": name, "sid": sid_spec, "side": side, "minutes_cap": minutes if method in ("sasrec", "lazy", "tiger") else None, "threads": threads,
                 "seconds": round(time.perf_counter() - t, 1), "peak_mb": round(rss_mb())})
     return row
 
@@ -99,6 +107,8 @@ def main() -> None:
     ap.add_argument("--runs", default="beauty/popularity:0,beauty/itemknn:0,beauty/sasrec:0,beauty/lazy-letter-cf:0,beauty/tiger-letter:0,"
                                       "beauty/lazy-cf-balanced:0")
     ap.add_argument("--minutes", type=float, default=15)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads per run (2 = the whole machine)")
+    ap.add_argument("--results", default="bench_recmodels", help="results file name (exploratory runs: another name)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", default=str(REPO / ".recsage" / "bench"))
@@ -107,9 +117,9 @@ def main() -> None:
     if a.one:
         spec, seed = a.one.split(":")
         dataset, name = spec.split("/")
-        Path(a.out).write_text(json.dumps(one(dataset, name, int(seed), a.minutes, work)))
+        Path(a.out).write_text(json.dumps(one(dataset, name, int(seed), a.minutes, work, a.threads)))
         return
-    results_path = REPO / "benchmarks" / "results" / "bench_recmodels.json"
+    results_path = REPO / "benchmarks" / "results" / f"{a.results}.json"
     rows = json.loads(results_path.read_text()) if results_path.exists() else []
     for spec in a.runs.split(","):
         print(f"== {spec}", flush=True)
@@ -119,10 +129,11 @@ def main() -> None:
             mins, seed = tail.split(":")
             run_spec, minutes = f"{head}:{seed}", float(mins)
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
-            subprocess.run([sys.executable, __file__, "--one", run_spec, "--out", f.name, "--minutes", str(minutes), "--workdir", str(work)], check=True)
+            subprocess.run([sys.executable, __file__, "--one", run_spec, "--out", f.name, "--minutes", str(minutes), "--workdir", str(work),
+                            "--threads", str(a.threads)], check=True)
             row = json.loads(Path(f.name).read_text())
         rows = [r for r in rows if not (r.get("run") == row["run"] and r.get("dataset") == row["dataset"] and r.get("seeds") == row["seeds"])] + [row]
-        write_results("bench_recmodels", rows)  # after every run: a long benchmark keeps what it finished
+        write_results(a.results, rows)  # after every run: a long benchmark keeps what it finished
     cols = ["run", "sid", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "coverage@10", "train_seconds", "epochs_run", "ms_per_user", "peak_mb"]
     for dataset in ("beauty", "scientific"):
         these = [r for r in rows if r.get("dataset") == dataset]

@@ -50,6 +50,7 @@ class GenerativeConfig(ConfigMixin):
     epochs: int = 30
     lr: float = 1e-3
     weight_decay: float = 0.01
+    label_smoothing: float = 0.0  # on each level's code distribution; SIDs of similar items share prefixes
     patience: int = 4
     beam_size: int = 20
     valid_users: int | None = 2000  # validation subsample for early stopping (beam search is costly)
@@ -139,7 +140,9 @@ class GenerativeModule(nn.Module):
         ctx, pad = self.encode(hist)
         tokens = target_codes + torch.from_numpy(self.vocab.offsets).to(target_codes.device)[None]
         h = self.decode(ctx, pad, tokens[:, :-1])  # (B, L, dim): position l predicts level l
-        return sum(nn.functional.cross_entropy(self.level_logits(h[:, lv], lv), target_codes[:, lv]) for lv in range(self.n_levels)) / self.n_levels
+        ls = self.config.label_smoothing
+        return sum(nn.functional.cross_entropy(self.level_logits(h[:, lv], lv), target_codes[:, lv], label_smoothing=ls)
+                   for lv in range(self.n_levels)) / self.n_levels
 
 
 class IncrementalBeamDecoder:

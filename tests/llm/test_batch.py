@@ -95,3 +95,15 @@ def test_concurrency_and_input_checks(tmp_path):
         BatchJob(tmp_path / "k", lambda r: {}, progress=False).run([{"id": 1}, {"id": 1}])
     with pytest.raises(InvalidInputError, match="no id"):
         BatchJob(tmp_path / "k2", lambda r: {}, progress=False).run([{"x": 1}])
+
+
+def test_one_at_a_time_runs_in_the_calling_thread(tmp_path):
+    """llama.cpp is ~1.4x slower when called from a worker thread (its OpenMP team is per thread)."""
+    import threading
+
+    threads = set()
+    BatchJob(tmp_path / "j", lambda r: threads.add(threading.get_ident()) or {}, progress=False).run(records(3))
+    assert threads == {threading.get_ident()}
+    pooled = set()
+    BatchJob(tmp_path / "p", lambda r: pooled.add(threading.get_ident()) or {}, max_concurrency=2, progress=False).run(records(6))
+    assert threading.get_ident() not in pooled

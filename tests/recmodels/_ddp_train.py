@@ -1,6 +1,8 @@
-"""Launched by torchrun in the DDP test: 2 CPU processes (gloo) train SASRec on Scientific."""
+"""Launched by torchrun in the DDP test: 2 CPU processes (gloo) train SASRec on Scientific.
 
-import os
+Arguments: output folder, Scientific dataset folder (the test passes the shared data it found).
+"""
+
 import sys
 from pathlib import Path
 
@@ -16,8 +18,7 @@ if __name__ == "__main__":
     init_distributed_from_env()
     rank, world = dist_info()
     assert world == 2, world
-    shared = Path(os.environ.get("RECSAGE_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
-    sp = leave_one_out(load_dataset("scientific", shared / "amazon-scientific"))
+    sp = leave_one_out(load_dataset("scientific", Path(sys.argv[2])))
     cfg = SASRecConfig(epochs=1, max_steps_per_epoch=6, batch_size=64, dim=32, progress=False)
     m = SASRec(cfg, checkpoint_dir=str(out / "ckpt")).fit(sp.train, sp.valid.subset(torch.arange(100).numpy()))
     (out / f"done-rank{rank}").write_text(str(m.train_result_.history))

@@ -130,9 +130,10 @@ def test_generative_save_load_and_mismatched_codebook(small_split, sid_table, tm
         GenerativeSIDRecommender(wrong, gen_cfg("lazy")).fit(small_split.train)
 
 
-def test_torchrun_ddp_two_cpu_processes(tmp_path):
+def test_torchrun_ddp_two_cpu_processes(tmp_path, shared_data):
     script = Path(__file__).parent / "_ddp_train.py"
-    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", str(script), str(tmp_path)],
+    data = shared_data / "amazon-scientific"
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533", str(script), str(tmp_path), str(data)],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     assert (tmp_path / "done-rank0").exists() and (tmp_path / "done-rank1").exists()
