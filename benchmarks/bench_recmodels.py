@@ -50,6 +50,7 @@ RUNS = {
     "lazy-cf-balanced-d2": ("lazy", "ours:cf:balanced", {**LAZY, "epochs": 8, "dropout": 0.2}, "cf"),
     "lazy-cf-balanced-noid": ("lazy", "ours:cf:balanced", {**LAZY, "epochs": 8, "use_item_ids": False}, "cf"),
     "lazy-cf-balanced-ls": ("lazy", "ours:cf:balanced", {**LAZY, "epochs": 8, "label_smoothing": 0.1}, "cf"),
+    "lazy-cf-balanced-trie": ("lazy", "ours:cf:balanced", {**LAZY, "epochs": 8, "label_smoothing": 0.1, "trie_softmax": True}, "cf"),
     "lazy-cf-rqkmeans": ("lazy", "ours:cf:rqkmeans", {**LAZY, "epochs": 8}, "cf"),
     "lazy-text-balanced": ("lazy", "ours:text:balanced", LAZY_SMALL_DATA, "cf"),
     "lazy-text-rqkmeans": ("lazy", "ours:text:rqkmeans", LAZY_SMALL_DATA, "cf"),

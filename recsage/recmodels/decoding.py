@@ -17,11 +17,14 @@ StepFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def constrained_beam_search(
-    step: StepFn, index: SIDPrefixIndex, n_queries: int, beam_size: int = 20, k: int | None = None
+    step: StepFn, index: SIDPrefixIndex, n_queries: int, beam_size: int = 20, k: int | None = None, renormalize: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """Returns (item_ids, scores), each (n_queries, k), best first; -1 / -inf pad short lists.
 
-    Scores are summed log-probabilities of the SID tokens. All queries advance together: beams
+    Scores are summed log-probabilities of the SID tokens; with `renormalize` each level's
+    distribution is restricted to the prefix's valid children first (a softmax over the trie), so
+    a score is the log-probability of a real item, as a model trained with that softmax defines it.
+    All queries advance together: beams
     are a (queries, beams) grid, the trie's dense child tables mask what may follow each prefix,
     and one top-k per query keeps the best extensions (ties: earlier beam, then lower code).
     `step` is only asked about live beams.
@@ -37,9 +40,13 @@ def constrained_beam_search(
         if len(qi) == 0:
             break
         logp = np.asarray(step(qi, prefixes[qi, bi]), dtype=np.float64)[:, :width]
+        child = table[pid]  # (Q, B, width); dead beams point at prefix 0 but score -inf
+        if renormalize:
+            logp = np.where(child[qi, bi] >= 0, logp, -np.inf)
+            top = logp.max(1, keepdims=True)
+            logp = logp - (top + np.log(np.exp(logp - top).sum(1, keepdims=True)))
         cand = np.full(scores.shape + (width,), -np.inf)
         cand[qi, bi] = scores[qi, bi, None] + logp
-        child = table[pid]  # (Q, B, width); dead beams point at prefix 0 but score -inf
         cand[child < 0] = -np.inf
         flat = cand.reshape(n_queries, -1)
         nb = min(beam_size, flat.shape[1])

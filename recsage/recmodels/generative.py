@@ -51,6 +51,9 @@ class GenerativeConfig(ConfigMixin):
     lr: float = 1e-3
     weight_decay: float = 0.01
     label_smoothing: float = 0.0  # on each level's code distribution; SIDs of similar items share prefixes
+    # softmax over the trie: each level's distribution covers only the codes that continue the
+    # target's prefix to a real item, in training and in beam search (scores = item log-probs)
+    trie_softmax: bool = False
     patience: int = 4
     beam_size: int = 20
     valid_users: int | None = 2000  # validation subsample for early stopping (beam search is costly)
@@ -76,7 +79,8 @@ class SIDVocab:
 
 
 class GenerativeModule(nn.Module):
-    def __init__(self, n_items: int, codes: np.ndarray, config: GenerativeConfig, side_features: np.ndarray | None = None) -> None:
+    def __init__(self, n_items: int, codes: np.ndarray, config: GenerativeConfig, side_features: np.ndarray | None = None,
+                 trie: list[np.ndarray] | None = None) -> None:
         super().__init__()
         c = config
         self.config = c
@@ -98,6 +102,13 @@ class GenerativeModule(nn.Module):
         self.decoder = nn.TransformerDecoder(dlayer, c.n_decoder_layers)
         self.out_norm = nn.LayerNorm(c.dim)
         self.dropout = nn.Dropout(c.dropout)
+        self.trie: list[torch.Tensor] = []  # SIDPrefixIndex.children: prefix id × code → next prefix id, -1 = no item
+        if c.trie_softmax:
+            if trie is None:
+                raise ValueError("trie_softmax needs the SID trie")
+            for lv, t in enumerate(trie):  # rebuilt from the codebook, not saved with the weights
+                self.register_buffer(f"trie_{lv}", torch.from_numpy(np.asarray(t, dtype=np.int64)), persistent=False)
+                self.trie.append(getattr(self, f"trie_{lv}"))
 
     def encode(self, hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """hist: (B, max_items) shifted item ids (0 = pad) → context (B, T, dim), pad mask (B, T)."""
@@ -141,8 +152,21 @@ class GenerativeModule(nn.Module):
         tokens = target_codes + torch.from_numpy(self.vocab.offsets).to(target_codes.device)[None]
         h = self.decode(ctx, pad, tokens[:, :-1])  # (B, L, dim): position l predicts level l
         ls = self.config.label_smoothing
-        return sum(nn.functional.cross_entropy(self.level_logits(h[:, lv], lv), target_codes[:, lv], label_smoothing=ls)
-                   for lv in range(self.n_levels)) / self.n_levels
+        if not self.config.trie_softmax:
+            return sum(nn.functional.cross_entropy(self.level_logits(h[:, lv], lv), target_codes[:, lv], label_smoothing=ls)
+                       for lv in range(self.n_levels)) / self.n_levels
+        total = h.new_zeros(())
+        pid = torch.zeros(len(target_codes), dtype=torch.long, device=h.device)
+        for lv in range(self.n_levels):
+            child = getattr(self, f"trie_{lv}")[pid]  # (B, codes): where the target's prefix may go
+            valid = child >= 0
+            logp = torch.log_softmax(self.level_logits(h[:, lv], lv).masked_fill(~valid, float("-inf")), -1)
+            nll = -logp.gather(1, target_codes[:, lv : lv + 1]).squeeze(1)
+            if ls:  # smoothing over the valid codes only (masked ones have no probability to give)
+                nll = (1 - ls) * nll - ls * logp.masked_fill(~valid, 0).sum(1) / valid.sum(1)
+            total = total + nll.mean()
+            pid = child.gather(1, target_codes[:, lv : lv + 1]).squeeze(1)
+        return total / self.n_levels
 
 
 class IncrementalBeamDecoder:
@@ -265,7 +289,7 @@ class GenerativeSIDRecommender:
             raise InvalidInputError(f"SID table has {self.sid_table.n_items} items, the data has {n_items}: mismatched codebook", field="sid")
         torch.manual_seed(self.config.seed)
         self.index_ = SIDPrefixIndex(self.sid_table)
-        self.module_ = GenerativeModule(n_items, self.sid_table.codes, self.config, self.side_features)
+        self.module_ = GenerativeModule(n_items, self.sid_table.codes, self.config, self.side_features, trie=self.index_.children)
         self.n_items_ = n_items
 
     def fit(self, train: SequenceSet, valid: QuerySet | None = None, *, exclude_seen: bool = True) -> GenerativeSIDRecommender:
@@ -319,7 +343,7 @@ class GenerativeSIDRecommender:
             def step(q: np.ndarray, prefixes: np.ndarray) -> np.ndarray:
                 return torch.log_softmax(m.level_logits(decoder.step(q, prefixes), prefixes.shape[1]), -1).numpy()
 
-            items, scores = constrained_beam_search(step, self.index_, len(hist), beam_size=beam, k=beam)
+            items, scores = constrained_beam_search(step, self.index_, len(hist), beam_size=beam, k=beam, renormalize=self.config.trie_softmax)
         if exclude_seen:
             for i, h in enumerate(hist):
                 seen = np.isin(items[i], h)

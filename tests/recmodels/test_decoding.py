@@ -30,3 +30,32 @@ def test_incremental_decoder_matches_full_decode(arch):
             assert torch.allclose(got, want, atol=1e-5)
         with pytest.raises(RuntimeError, match="previous level"):
             dec.step(np.array([1]), np.array([[2, 5, 0]]))  # (1, [2, 5]) was never decoded
+
+
+def test_trie_softmax_scores_are_item_log_probabilities():
+    """With the softmax restricted to the trie, an exhaustive beam scores every item and the
+    probabilities sum to 1; the training loss is the mean per-level NLL under the same softmax."""
+    from recsage.recmodels.decoding import constrained_beam_search
+    from recsage.tokenizers import SIDTable
+    from recsage.tokenizers.prefix_index import SIDPrefixIndex
+
+    torch.manual_seed(0)
+    codes = np.unique(np.random.default_rng(1).integers(0, 4, size=(40, 3)), axis=0)  # synthetic unique SIDs
+    index = SIDPrefixIndex(SIDTable(codes))
+    cfg = GenerativeConfig(dim=16, n_heads=2, n_decoder_layers=1, max_items=4, trie_softmax=True)
+    m = GenerativeModule(len(codes), codes, cfg, trie=index.children).eval()
+    hist = torch.tensor([[0, 1, 2, 3]])
+    with torch.no_grad():
+        ctx, pad = m.encode(hist)
+        dec = IncrementalBeamDecoder(m, ctx, pad)
+
+        def step(q, prefixes):
+            return torch.log_softmax(m.level_logits(dec.step(q, prefixes), prefixes.shape[1]), -1).numpy()
+
+        items, scores = constrained_beam_search(step, index, 1, beam_size=len(codes), renormalize=True)
+        assert sorted(items[0].tolist()) == list(range(len(codes)))
+        assert np.exp(scores[0]).sum() == pytest.approx(1.0, abs=1e-6)
+        # the training loss of each item equals minus its beam log-probability / levels
+        for i in (0, 7, len(codes) - 1):
+            loss = m(hist, torch.from_numpy(codes[i : i + 1]))
+            assert float(loss) == pytest.approx(-scores[0][items[0] == i][0] / 3, abs=1e-4)

@@ -104,6 +104,15 @@ def test_generative_trains_and_beam_output_is_always_valid(arch, small_split, si
         assert (np.diff(srow[: len(valid)]) <= 1e-9).all()
 
 
+def test_generative_trie_softmax_trains_with_label_smoothing(small_split, sid_table):
+    m = GenerativeSIDRecommender(sid_table, gen_cfg("lazy", epochs=3, trie_softmax=True, label_smoothing=0.1)).fit(small_split.train)
+    losses = [h["loss"] for h in m.train_result_.history]
+    assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    ids, scores = m.recommend(small_split.test.histories[:50], k=10)
+    found = ids >= 0  # a beam item the user has seen is dropped (-1 pads)
+    assert found.mean() > 0.9 and (ids[found] < small_split.n_items).all() and (scores[found] <= 1e-9).all()  # log-probs of real items
+
+
 def test_generative_resume_reproduces_uninterrupted_run(small_split, sid_table, tmp_path):
     valid = small_split.valid.subset(np.arange(100))
     full = GenerativeSIDRecommender(sid_table, gen_cfg("lazy", epochs=3), checkpoint_dir=str(tmp_path / "a")).fit(small_split.train, valid)
