@@ -13,7 +13,7 @@ from recsage.recmodels.generative import GenerativeConfig, GenerativeModule, Inc
 def test_incremental_decoder_matches_full_decode(arch):
     torch.manual_seed(0)
     codes = np.random.default_rng(0).integers(0, 8, size=(50, 3))
-    cfg = GenerativeConfig(architecture=arch, dim=32, n_heads=4, n_decoder_layers=2, n_encoder_layers=1, max_items=5)
+    cfg = GenerativeConfig(architecture=arch, dim=32, n_heads=4, n_decoder_layers=2, n_encoder_layers=1, max_items=5, trie_softmax=False)
     m = GenerativeModule(50, codes, cfg).eval()
     hist = torch.tensor([[0, 0, 3, 4, 5], [1, 2, 3, 4, 5], [0, 0, 0, 0, 7]])
     with torch.no_grad():
