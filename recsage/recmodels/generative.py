@@ -103,13 +103,11 @@ class GenerativeModule(nn.Module):
         self.decoder = nn.TransformerDecoder(dlayer, c.n_decoder_layers)
         self.out_norm = nn.LayerNorm(c.dim)
         self.dropout = nn.Dropout(c.dropout)
-        self.trie: list[torch.Tensor] = []  # SIDPrefixIndex.children: prefix id × code → next prefix id, -1 = no item
-        if c.trie_softmax:
+        if c.trie_softmax:  # buffers trie_<level>: SIDPrefixIndex.children (prefix id × code → next id, -1 = no item)
             if trie is None:
                 raise ValueError("trie_softmax needs the SID trie")
             for lv, t in enumerate(trie):  # rebuilt from the codebook, not saved with the weights
                 self.register_buffer(f"trie_{lv}", torch.from_numpy(np.asarray(t, dtype=np.int64)), persistent=False)
-                self.trie.append(getattr(self, f"trie_{lv}"))
 
     def encode(self, hist: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """hist: (B, max_items) shifted item ids (0 = pad) → context (B, T, dim), pad mask (B, T)."""
