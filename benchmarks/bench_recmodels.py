@@ -55,6 +55,8 @@ RUNS = {
     "lazy-cf-balanced-noid": ("lazy", "ours:cf:balanced", {**LAZY, "epochs": 8, "use_item_ids": False}, "cf"),
     "lazy-cf-balanced-ls": ("lazy", "ours:cf:balanced", {**LAZY, "epochs": 8, "label_smoothing": 0.1}, "cf"),
     "lazy-cf-balanced-trie": ("lazy", "ours:cf:balanced", {**LAZY_TRIE, "epochs": 12}, "cf"),
+    "lazy-cf-balanced-hd": ("lazy", "ours:cf:balanced", {**LAZY_TRIE, "epochs": 12, "history_dropout": 0.15}, "cf"),
+    "lazy-cf-balanced-4l": ("lazy", "ours:cf:balanced", {**LAZY_TRIE, "epochs": 10, "n_decoder_layers": 4}, "cf"),
     "lazy-cf-rqkmeans": ("lazy", "ours:cf:rqkmeans", {**LAZY, "epochs": 8}, "cf"),
     "lazy-text-balanced": ("lazy", "ours:text:balanced", LAZY_SMALL_DATA, "cf"),
     "lazy-text-rqkmeans": ("lazy", "ours:text:rqkmeans", LAZY_SMALL_DATA, "cf"),

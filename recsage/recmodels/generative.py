@@ -50,6 +50,7 @@ class GenerativeConfig(ConfigMixin):
     epochs: int = 30
     lr: float = 1e-3
     weight_decay: float = 0.01
+    history_dropout: float = 0.0  # training only: each history item except the newest is hidden with this probability
     label_smoothing: float = 0.0  # on each level's code distribution; SIDs of similar items share prefixes
     # softmax over the trie: each level's distribution covers only the codes that continue the
     # target's prefix to a real item, in training and in beam search (scores = item log-probs).
@@ -115,7 +116,8 @@ class GenerativeModule(nn.Module):
         toks = self.item_tokens[hist]  # (B, n, L)
         pos = self.item_pos(torch.arange(n, device=hist.device))[None]
         if self.encoder is None:  # lazy: one vector per item
-            ctx = self.token(toks).sum(2) + pos
+            # the item's SID token embeddings summed by one fused op (cheaper to back-propagate on CPU than gather + sum)
+            ctx = nn.functional.embedding_bag(toks.reshape(b * n, -1), self.token.weight, mode="sum", padding_idx=0).view(b, n, -1) + pos
             if self.items is not None:
                 ctx = ctx + self.items(hist)
             pad = hist == 0
@@ -147,6 +149,10 @@ class GenerativeModule(nn.Module):
 
     def forward(self, hist: torch.Tensor, target_codes: torch.Tensor) -> torch.Tensor:
         """Training loss (mean CE over levels); `forward` so DDP wraps it."""
+        if self.training and self.config.history_dropout:  # augmentation: the same target from a thinned history
+            drop = torch.rand(hist.shape, device=hist.device) < self.config.history_dropout
+            drop[:, -1] = False
+            hist = hist.masked_fill(drop, 0)
         ctx, pad = self.encode(hist)
         tokens = target_codes + torch.from_numpy(self.vocab.offsets).to(target_codes.device)[None]
         h = self.decode(ctx, pad, tokens[:, :-1])  # (B, L, dim): position l predicts level l

@@ -118,7 +118,7 @@ class Trainer:
         model: nn.Module = self.module
         if world > 1:
             model = nn.parallel.DistributedDataParallel(self.module)
-        opt = torch.optim.AdamW(self.module.parameters(), lr=c.lr, weight_decay=c.weight_decay)
+        opt = _adamw(self.module, c)
         res = TrainResult()
         start_epoch, bad_epochs = 0, 0
         best_state = None
@@ -188,6 +188,18 @@ class Trainer:
         self.module.eval()
         res.seconds = time.perf_counter() - t0
         return res
+
+
+def _adamw(module: nn.Module, c: TrainerConfig) -> torch.optim.Optimizer:
+    """AdamW's fused kernel where the parameters' device has one (CPU and CUDA in torch ≥ 2.4):
+    one pass over the weights instead of a dozen, ~20% of a small model's step time on CPU."""
+    params = list(module.parameters())
+    if all(p.device.type in ("cpu", "cuda") and p.dtype.is_floating_point for p in params):
+        try:
+            return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay, fused=True)
+        except (RuntimeError, TypeError):  # an older torch or a device without the kernel
+            pass
+    return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
 
 
 def _broadcast(value: float) -> float:

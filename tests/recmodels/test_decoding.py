@@ -59,3 +59,19 @@ def test_trie_softmax_scores_are_item_log_probabilities():
         for i in (0, 7, len(codes) - 1):
             loss = m(hist, torch.from_numpy(codes[i : i + 1]))
             assert float(loss) == pytest.approx(-scores[0][items[0] == i][0] / 3, abs=1e-4)
+
+
+def test_history_dropout_hides_older_items_in_training_only():
+    """With history_dropout near 1 a training step sees only the newest history item; eval mode
+    sees the whole history (synthetic codes, dropout otherwise off)."""
+    torch.manual_seed(0)
+    codes = np.random.default_rng(2).integers(0, 6, size=(30, 3))
+    cfg = GenerativeConfig(dim=16, n_heads=2, n_decoder_layers=1, max_items=5, dropout=0.0, history_dropout=0.999999, trie_softmax=False)
+    m = GenerativeModule(len(codes), codes, cfg)
+    hist, newest_only = torch.tensor([[3, 9, 4, 7, 2]]), torch.tensor([[0, 0, 0, 0, 2]])
+    target = torch.from_numpy(codes[5:6])
+    train_loss = float(m.train()(hist, target).detach())
+    with torch.no_grad():
+        m.eval()
+        assert train_loss == pytest.approx(float(m(newest_only, target)), abs=1e-5)
+        assert float(m(hist, target)) != pytest.approx(train_loss, abs=1e-5)

@@ -105,7 +105,7 @@ def test_generative_trains_and_beam_output_is_always_valid(arch, small_split, si
 
 
 def test_generative_trie_softmax_trains_with_label_smoothing(small_split, sid_table):
-    m = GenerativeSIDRecommender(sid_table, gen_cfg("lazy", epochs=3, trie_softmax=True, label_smoothing=0.1)).fit(small_split.train)
+    m = GenerativeSIDRecommender(sid_table, gen_cfg("lazy", epochs=3, trie_softmax=True, label_smoothing=0.1, history_dropout=0.1)).fit(small_split.train)
     losses = [h["loss"] for h in m.train_result_.history]
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
     ids, scores = m.recommend(small_split.test.histories[:50], k=10)
