@@ -123,10 +123,14 @@ class GenerativeModule(nn.Module):
             pad = hist == 0
         else:  # TIGER: every SID token is a position
             lv = self.level(torch.arange(1, self.n_levels + 1, device=hist.device))[None, None]
-            ctx = (self.token(toks) + lv + pos[:, :, None]).reshape(b, n * self.n_levels, -1)
+            ctx = self.token(toks) + lv + pos[:, :, None]  # (B, n, L, dim)
+            if self.items is not None:  # side information / item ids: the same hook as the lazy model, on each of the item's tokens
+                ctx = ctx + self.items(hist)[:, :, None]
+            ctx = ctx.reshape(b, n * self.n_levels, -1)
             pad = (toks == 0).reshape(b, n * self.n_levels)
+            pad[:, -1] = False  # an empty history still needs one key
             keep = (~pad).unsqueeze(-1).to(ctx.dtype)
-            ctx = self.encoder(self.dropout(ctx) * keep)  # zeroed padding, as in SASRec (no NaN rows)
+            ctx = self.encoder(self.dropout(ctx) * keep, src_key_padding_mask=pad)  # padding neither attends nor is attended to
         # a fully empty history still needs one key to attend to: unmask the last slot
         pad = pad.clone()
         pad[:, -1] = False

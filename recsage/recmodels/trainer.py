@@ -34,7 +34,7 @@ class TrainerConfig:
     max_steps_per_epoch: int | None = None
     progress: bool = True
     checkpoint_dir: str | None = None
-    max_seconds: float | None = None  # time budget: stop after the epoch that crosses it
+    max_seconds: float | None = None  # time budget: stop mid-epoch when crossed, then validate and checkpoint
     schedule: str = "constant"  # "constant" | "cosine" (decays to min_lr_ratio·lr over `epochs`)
     warmup_steps: int = 0
     min_lr_ratio: float = 0.05
@@ -154,8 +154,13 @@ class Trainer:
                 total += loss.item()
                 n += 1
                 bar.set_postfix(loss=f"{total / n:.4f}")
+                if c.max_seconds and _budget_spent(t0, c.max_seconds, i, world):
+                    res.stopped_by_time = True
+                    break
             row = {"epoch": epoch, "loss": total / max(n, 1), "seconds": round(time.perf_counter() - t0, 1)}
-            stop = False
+            if n < len(batches):
+                row["partial"] = n / len(batches)  # the budget ran out inside this epoch
+            stop = res.stopped_by_time
             if self.validate is not None and (epoch + 1) % c.eval_every == 0:
                 self.module.eval()
                 metric = self.validate() if rank == 0 else 0.0
@@ -168,7 +173,7 @@ class Trainer:
                         torch.save(best_state, paths[1])
                 else:
                     bad_epochs += 1
-                    stop = bad_epochs >= c.patience
+                    stop = stop or bad_epochs >= c.patience
             res.history.append(row)
             res.epochs_run += 1
             if c.progress and rank == 0:
@@ -178,7 +183,7 @@ class Trainer:
                 tmp = paths[0].with_suffix(".tmp")
                 torch.save({"model": self.module.state_dict(), "optimizer": opt.state_dict(), "meta": json.dumps(meta)}, tmp)
                 os.replace(tmp, paths[0])  # atomic: a kill never leaves a half-written checkpoint
-            if c.max_seconds and time.perf_counter() - t0 > c.max_seconds:
+            if c.max_seconds and _broadcast(float(time.perf_counter() - t0 > c.max_seconds)) > 0.5:  # rank 0 decides for all
                 res.stopped_by_time = True
                 stop = True
             if stop:
@@ -200,6 +205,17 @@ def _adamw(module: nn.Module, c: TrainerConfig) -> torch.optim.Optimizer:
         except (RuntimeError, TypeError):  # an older torch or a device without the kernel
             pass
     return torch.optim.AdamW(params, lr=c.lr, weight_decay=c.weight_decay)
+
+
+def _budget_spent(t0: float, max_seconds: float, step: int, world: int) -> bool:
+    """Checked after every step so a slow model (one epoch of a TIGER-size encoder–decoder takes
+    ~18 minutes on 2 CPU cores) cannot overrun its budget by most of an epoch. Under DDP the ranks
+    must leave the loop at the same step, so rank 0 decides every 16 steps."""
+    if world == 1:
+        return time.perf_counter() - t0 > max_seconds
+    if step % 16 != 15:
+        return False
+    return _broadcast(float(time.perf_counter() - t0 > max_seconds)) > 0.5
 
 
 def _broadcast(value: float) -> float:

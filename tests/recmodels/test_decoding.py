@@ -75,3 +75,26 @@ def test_history_dropout_hides_older_items_in_training_only():
         m.eval()
         assert train_loss == pytest.approx(float(m(newest_only, target)), abs=1e-5)
         assert float(m(hist, target)) != pytest.approx(train_loss, abs=1e-5)
+
+
+@pytest.mark.parametrize("arch", ["lazy", "encoder-decoder"])
+def test_side_features_reach_the_context_and_padding_is_ignored(arch):
+    """Both architectures take side information through the one ItemEncoder hook, and the
+    encoder-decoder's padded history tokens are masked, not attended to (synthetic codes)."""
+    torch.manual_seed(0)
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 6, size=(20, 3))
+    side = rng.normal(size=(20, 4)).astype(np.float32)
+    cfg = GenerativeConfig(architecture=arch, dim=16, n_heads=2, n_decoder_layers=1, n_encoder_layers=1, max_items=4, trie_softmax=False)
+    m = GenerativeModule(20, codes, cfg, side_features=side).eval()
+    hist = torch.tensor([[0, 0, 3, 5]])
+    with torch.no_grad():
+        before, pad = m.encode(hist)
+        m.items.side[3] += 1.0  # the features of history id 3 (ids are shifted: 0 is padding)
+        after, _ = m.encode(hist)
+        assert not torch.allclose(before[~pad], after[~pad])
+        if arch == "encoder-decoder":  # the pad slots' content does not leak into the real positions
+            m.items.side[3] -= 1.0
+            m.token.weight[0] += 5.0
+            moved, _ = m.encode(hist)
+            assert torch.allclose(before[~pad], moved[~pad], atol=1e-5)
