@@ -128,12 +128,11 @@ class GenerativeModule(nn.Module):
                 ctx = ctx + self.items(hist)[:, :, None]
             ctx = ctx.reshape(b, n * self.n_levels, -1)
             pad = (toks == 0).reshape(b, n * self.n_levels)
-            pad[:, -1] = False  # an empty history still needs one key
-            keep = (~pad).unsqueeze(-1).to(ctx.dtype)
-            ctx = self.encoder(self.dropout(ctx) * keep, src_key_padding_mask=pad)  # padding neither attends nor is attended to
         # a fully empty history still needs one key to attend to: unmask the last slot
-        pad = pad.clone()
         pad[:, -1] = False
+        if self.encoder is not None:  # padding is zeroed (as in SASRec) and neither attends nor is attended to
+            keep = (~pad).unsqueeze(-1).to(ctx.dtype)
+            ctx = self.encoder(self.dropout(ctx) * keep, src_key_padding_mask=pad)
         return self.context_norm(self.dropout(ctx)), pad
 
     def decode(self, ctx: torch.Tensor, ctx_pad: torch.Tensor, prefix_tokens: torch.Tensor) -> torch.Tensor:
