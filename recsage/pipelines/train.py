@@ -103,18 +103,13 @@ def train_recommender(method: str, prepared: str | Path, *, protocol: str = "loo
 
 
 def load_model(model_dir: str | Path):
-    d = Path(model_dir)
-    cfg = d / "config.json"
-    if not cfg.exists():
-        raise InvalidInputError("not a saved model (no config.json)", file=str(d))
-    cls = json.loads(cfg.read_text()).get("class")
-    if cls == "sasrec":
-        return SASRec.from_pretrained(d)
-    if cls == "tagcf":
-        return TagCFRecommender.from_pretrained(d)
-    if cls == "generative":
-        return GenerativeSIDRecommender.from_pretrained(d)
-    raise InvalidInputError(f"unknown model class {cls!r}", file=str(cfg), field="class")
+    """Any saved recommender, the two-stage ranker included."""
+    from recsage.features.two_stage import TwoStageRecommender
+    from recsage.recmodels.saved import load_recommender, saved_class
+
+    if saved_class(model_dir) == "two-stage":
+        return TwoStageRecommender.from_pretrained(model_dir)
+    return load_recommender(model_dir)
 
 
 def recommend_for_user(model_dir: str | Path, prepared: str | Path, user_id: int, k: int = 10) -> dict[str, Any]:

@@ -7,13 +7,20 @@ data. A history is scored as a recency-weighted sum of its items' neighbour rows
 
 from __future__ import annotations
 
+import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
+from recsage.core.config import read_saved_meta
+from recsage.core.errors import InvalidInputError
 from recsage.datasets.splits import QuerySet, SequenceSet
 from recsage.recmodels.base import ScoringRecommender, register_recommender
+
+
+FORMAT_VERSION = 1
 
 
 @dataclass(frozen=True)
@@ -47,13 +54,15 @@ class ItemKNNRecommender(ScoringRecommender):
         co = co.tocoo()
         sim = co.data / (norms[co.row] * norms[co.col] + c.shrink)
         sim_m = sp.csr_matrix((sim, (co.row, co.col)), shape=(n, n))
+        src = np.concatenate([s[:-1] for s in train.sequences if len(s) > 1] or [np.empty(0, dtype=np.int64)])
+        dst = np.concatenate([s[1:] for s in train.sequences if len(s) > 1] or [np.empty(0, dtype=np.int64)])
+        tr = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+        tr.sum_duplicates()
+        out_deg = np.asarray(tr.sum(axis=1)).ravel()
+        tr = (sp.diags(1.0 / (out_deg + c.shrink)) @ tr).tocsr()
+        # the two parts stay available on their own: the ranking stage uses them as separate features
+        self.cosine_, self.transition_ = sim_m.tocsr(), tr
         if c.transition_weight > 0:
-            src = np.concatenate([s[:-1] for s in train.sequences if len(s) > 1] or [np.empty(0, dtype=np.int64)])
-            dst = np.concatenate([s[1:] for s in train.sequences if len(s) > 1] or [np.empty(0, dtype=np.int64)])
-            tr = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
-            tr.sum_duplicates()
-            out_deg = np.asarray(tr.sum(axis=1)).ravel()
-            tr = sp.diags(1.0 / (out_deg + c.shrink)) @ tr
             sim_m = sim_m + c.transition_weight * tr
         self.similarity_ = _keep_top_per_row(sim_m.tocsr(), c.n_neighbors)
         self.popularity_ = np.asarray(ui.sum(axis=0)).ravel()
@@ -76,6 +85,33 @@ class ItemKNNRecommender(ScoringRecommender):
         # popularity as a tiny tie-breaker, so empty or unknown-neighbourhood histories still rank
         scores += 1e-9 * self.popularity_ / max(self.popularity_.max(), 1.0)
         return scores
+
+
+    # ---- persistence: config.json + sparse matrices in NumPy's npz format (loaded without pickle) ----
+    def save_pretrained(self, directory: str | Path) -> Path:
+        self._check_fitted()
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        for name in ("similarity", "cosine", "transition"):
+            sp.save_npz(d / f"{name}.npz", getattr(self, f"{name}_"))
+        np.save(d / "popularity.npy", self.popularity_)
+        (d / "config.json").write_text(json.dumps({"class": "itemknn", "format_version": FORMAT_VERSION, "n_items": self.n_items_,
+                                                   "params": self.config.to_dict()}, indent=2))
+        return d
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> ItemKNNRecommender:
+        d = Path(directory)
+        meta = read_saved_meta(d, "itemknn", FORMAT_VERSION)
+        obj = cls(ItemKNNConfig(**{k: v for k, v in meta["params"].items() if k in ItemKNNConfig.__dataclass_fields__}))
+        try:
+            for name in ("similarity", "cosine", "transition"):
+                setattr(obj, f"{name}_", sp.load_npz(d / f"{name}.npz").tocsr())
+            obj.popularity_ = np.load(d / "popularity.npy", allow_pickle=False)
+        except (OSError, ValueError, KeyError) as e:
+            raise InvalidInputError(f"unreadable item-kNN matrices ({e})", file=str(d)) from None
+        obj.n_items_ = int(meta["n_items"])
+        return obj
 
 
 def _keep_top_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:

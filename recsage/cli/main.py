@@ -334,7 +334,7 @@ def train_cmd(
 @app.command("evaluate")
 @clean_errors
 def evaluate_cmd(
-    model: Path = typer.Option(..., "--model", help="folder OUT/model written by `recsage train`"),
+    model: Path = typer.Option(..., "--model", help="folder OUT/model written by `recsage train` or `recsage rank train`"),
     data: Path = typer.Option(..., "--data"),
     protocol: str = typer.Option("loo", "--protocol"),
     ks: str = typer.Option("5,10,20", "--ks"),
@@ -509,12 +509,8 @@ def app_cmd(
     import subprocess
     import sys
 
-    script = Path(__file__).resolve().parent / "app" / "workbench.py"
+    script = Path(__file__).resolve().parents[1] / "app" / "workbench.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host, "--server.port", str(port),
            "--server.headless", "true", "--server.maxUploadSize", "20", "--browser.gatherUsageStats", "false"]
     console.print(f"workbench on http://{host}:{port}")
     raise typer.Exit(subprocess.call(cmd))
-
-
-if __name__ == "__main__":
-    app()

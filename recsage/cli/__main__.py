@@ -1,0 +1,5 @@
+"""`python -m recsage.cli …` (torchrun uses it)."""
+
+from recsage.cli import app
+
+app()

@@ -1,0 +1,103 @@
+"""`recsage features …` (feature tables, Feast) and `recsage rank …` (the ranking stage)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from recsage.cli.main import _print_rows, app, clean_errors, console
+
+features_app = typer.Typer(help="Versioned item/user feature tables and their Feast repository.", no_args_is_help=True)
+app.add_typer(features_app, name="features")
+rank_app = typer.Typer(help="Ranking stage: retrievers → candidates → features → LightGBM LambdaRank.", no_args_is_help=True)
+app.add_typer(rank_app, name="rank")
+
+
+@features_app.command("build")
+@clean_errors
+def features_build(
+    data: Path = typer.Option(..., "--data", help="prepared dataset folder"),
+    out: Path = typer.Option(..., "--out"),
+    sid: Optional[str] = typer.Option(None, "--sid", help="codebook folder from `recsage sid fit` (or published:<index>)"),
+    tags: Optional[Path] = typer.Option(None, "--tags", help="TagCF folder from `recsage tagcf extract`"),
+    reward: Optional[Path] = typer.Option(None, "--reward", help="reward model folder from `recsage push train-reward`"),
+    lcu: Optional[Path] = typer.Option(None, "--lcu", help="LCU outputs (not available yet)"),
+    cot: Optional[Path] = typer.Option(None, "--cot", help="OneReason chains (not available yet)"),
+    protocol: str = typer.Option("loo", "--protocol", help="split whose training part the features come from"),
+    text: Optional[bool] = typer.Option(None, "--text/--no-text", help="MiniLM text embeddings (default: when items have text)"),
+) -> None:
+    """Item and user tables (Parquet) + manifest.json, from the training split only."""
+    from recsage.pipelines.features import build_features
+
+    m = build_features(data, out, protocol=protocol, sid=sid, tags=tags, reward=reward, lcu=lcu, cot=cot, text=text)
+    rows = [{"group": g, "component": v.get("component"), "columns": len(v.get("columns", []))} for g, v in m["groups"].items()]
+    rows += [{"group": g, "component": f"absent: {why}", "columns": 0} for g, why in m["absent"].items()]
+    _print_rows(rows, ["group", "component", "columns"], f"features of {m['dataset']}: {m['rows']['items']} items, {m['rows']['users']} users")
+    console.print(f"[green]saved[/] {out}")
+
+
+@features_app.command("info")
+@clean_errors
+def features_info(path: Path = typer.Argument(..., help="folder from `recsage features build`")) -> None:
+    """Groups, absent signals and the schema of a feature folder."""
+    from recsage.pipelines.features import feature_summary
+
+    s = feature_summary(path)
+    console.print(f"{s['dataset']}: {s['rows']}; absent: {s['absent']}")
+    _print_rows(s["schema"], ["table", "column", "type", "group", "source", "meaning"], "schema")
+
+
+@features_app.command("feast-repo")
+@clean_errors
+def features_feast_repo(
+    repo: Path = typer.Argument(..., help="new folder for the Feast repository"),
+    features: Path = typer.Option(..., "--features", help="folder from `recsage features build`"),
+) -> None:
+    """Write a Feast repository (entities, FileSources, FeatureViews, feature_store.yaml) over the tables."""
+    from recsage.pipelines.features import write_feast_repo
+
+    res = write_feast_repo(features, repo)
+    console.print(f"[green]wrote[/] {res['repo']}: {', '.join(res['feature_views'])}")
+    if res["skipped_columns"]:
+        console.print(f"[yellow]columns Feast cannot hold, left out:[/] {res['skipped_columns']}")
+    console.print(f"next: {res['next']}")
+
+
+@rank_app.command("train")
+@clean_errors
+def rank_train(
+    data: Path = typer.Option(..., "--data", help="prepared dataset folder"),
+    retrievers: str = typer.Option("itemknn", "--retrievers", help="itemknn,popularity (fitted here) and NAME:DIR saved models, e.g. sasrec:work/sasrec"),
+    features: Optional[Path] = typer.Option(None, "--features", help="folder from `recsage features build` (behaviour-only without it)"),
+    out: Path = typer.Option(..., "--out"),
+    candidates: int = typer.Option(100, "--candidates", min=1, help="top-N per retriever; their union is ranked"),
+    groups: str = typer.Option("behaviour,sid,text,tagcf,reward", "--groups", help="feature groups the ranker may use"),
+    seed: int = typer.Option(0, "--seed"),
+) -> None:
+    """LambdaRank on validation queries, scored on test queries (loo two-stage protocol)."""
+    from recsage.pipelines.ranking import train_ranking
+
+    _, row = train_ranking(data, retrievers, features=features, out=out, n_candidates=candidates,
+                           groups=[g.strip() for g in groups.split(",") if g.strip()], seed=seed)
+    _print_rows([row], ["retrievers", "recall@5", "ndcg@5", "recall@10", "ndcg@10", f"candidate_recall@{candidates}", "train_seconds"],
+                f"two-stage on {data}")
+    console.print(f"feature-group gain: {', '.join(f'{g} {v:.0%}' for g, v in row['group_importance'].items())}")
+    console.print(f"[green]saved[/] {out / 'model'}")
+
+
+@rank_app.command("explain")
+@clean_errors
+def rank_explain(
+    model: Path = typer.Option(..., "--model", help="OUT/model from `recsage rank train`"),
+    data: Path = typer.Option(..., "--data"),
+    user: int = typer.Option(..., "--user"),
+    k: int = typer.Option(10, "--k", min=1),
+) -> None:
+    """The ranker's top-K for one user and why (per-feature contributions)."""
+    from recsage.pipelines.ranking import explain_for_user
+
+    res = explain_for_user(model, data, user, k)
+    console.print(f"[bold]user {user}[/] recent history: {res['history']}")
+    _print_rows(res["recommendations"], ["rank", "item_id", "title", "score", "why"], "ranked")

@@ -1,0 +1,152 @@
+"""Feature tables from whatever signals exist for a prepared dataset, and their Feast repository."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recsage.core.errors import InvalidInputError
+from recsage.datasets import Dataset, Split
+from recsage.features.signals import ItemSignals
+from recsage.features.tables import Signals, TrainingView, build_tables, dataset_fingerprint, load_tables, read_manifest, save_tables
+from recsage.pipelines.data import load_split
+
+NOT_YET = {"lcu": "LCU comment understanding has not landed yet", "cot": "OneReason chains of thought have not landed yet"}
+
+
+def training_view(dataset: Dataset, split: Split) -> TrainingView:
+    """The split's training sequences plus, for data with real times, each user's last training time."""
+    last = None
+    if dataset.meta.get("timestamp_kind") == "unix" and dataset.interactions is not None:
+        inter = dataset.interactions
+        starts = inter.groupby("user_id", sort=False).cumcount().to_numpy()
+        pos = {(int(u), int(p)): int(t) for u, p, t in zip(inter["user_id"], starts, inter["timestamp"])}
+        last = np.array([pos[(int(u), len(s) - 1)] for u, s in zip(split.train.user_ids, split.train.sequences)], dtype=np.int64)
+    return TrainingView(split.train.user_ids, split.train.sequences, split.n_items, last)
+
+
+def has_item_text(dataset: Dataset) -> bool:
+    """True when items carry text beyond their ids (Beauty here has ids only)."""
+    items = dataset.items
+    if items is None or not len(items):
+        return False
+    titles = items["title"].fillna("").astype(str)
+    return bool((titles.str.strip() != "").mean() > 0.5 and (titles != items["raw_id"].astype(str)).mean() > 0.5)
+
+
+def gather_signals(dataset: Dataset, split: Split, *, sid: str | Path | None = None, tags: str | Path | None = None,
+                   reward: str | Path | None = None, text: bool | None = None, embedder=None) -> tuple[Signals, dict[str, str]]:
+    """Collects each signal from the component that produces it; returns (signals, why-absent)."""
+    sig, absent = Signals(), {}
+    if sid:
+        from recsage.pipelines.train import resolve_sid
+
+        table = resolve_sid(dataset, str(sid))
+        sig.sid_codes = table.codes
+        sig.sid_meta = {"source": str(sid), **{k: v for k, v in table.meta.items() if isinstance(v, (str, int, float))}}
+    else:
+        absent["sid"] = "no --sid codebook given"
+    use_text = has_item_text(dataset) if text is None else text
+    if use_text:
+        from recsage.llm import Embedder
+        from recsage.pipelines.sid import embed_items
+
+        emb = embedder or Embedder()
+        sig.text_embedding = embed_items(dataset, emb)
+        sig.text_meta = {"model": getattr(emb, "model_name", "all-MiniLM-L6-v2")}
+    else:
+        absent["text"] = "the dataset's items have no text" if text is None else "text embeddings turned off"
+    if tags:
+        _tagcf_signals(dataset, split, Path(tags), sig)
+    else:
+        absent["tagcf"] = "no --tags folder given"
+    if reward:
+        from recsage.generation.pushgen.reward import load_reward_model
+
+        model = load_reward_model(reward)
+        titles = dataset.items["title"].fillna("").astype(str).tolist()
+        sig.reward_scores = np.asarray(model.score(titles), dtype=np.float64)
+        meta = json.loads((Path(reward) / "config.json").read_text())
+        sig.reward_meta = {"model": meta.get("class"), "source": str(reward)}
+    else:
+        absent["reward"] = "no --reward model given"
+    absent.update(NOT_YET)
+    return sig, absent
+
+
+def _tagcf_signals(dataset: Dataset, split: Split, tags_dir: Path, sig: Signals) -> None:
+    from recsage.knowledge.tagcf.vocab import TagVocabulary
+    from recsage.pipelines.tagcf import build_role_graph, load_item_tags, split_interactions, user_role_labels
+
+    tags = load_item_tags(tags_dir).set_index("item_id")
+    topics = TagVocabulary.load(tags_dir / "topics.json")
+    roles = TagVocabulary.load(tags_dir / "roles.json")
+    sig.item_topics = [list(tags.at[i, "topics"]) if i in tags.index else [] for i in range(dataset.n_items)]
+    sig.item_roles = [list(tags.at[i, "roles"]) if i in tags.index else [] for i in range(dataset.n_items)]
+    sig.topic_names, sig.role_names = list(topics.names), list(roles.names)
+    meta_path = tags_dir / "item_tags.json"
+    tag_meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
+    sig.tagcf_meta = {"llm_model": tag_meta.get("model"), "prompt_version": tag_meta.get("prompt_version"),
+                      "topics_version": topics.version, "roles_version": roles.version,
+                      "items_tagged_by_llm": tag_meta.get("items_tagged_by_llm", 0)}
+    if len(roles):
+        # behavioural graph evidence from the training split only
+        graph = build_role_graph(dataset, tags_dir, interactions=split_interactions(dataset, split))
+        sig.topic_to_role, sig.role_to_topic = graph.topic_to_role, graph.role_to_topic
+        sig.topic_names, sig.role_names = list(graph.topics), list(graph.roles)
+        if dataset.users is not None and len(dataset.users) and any(c in dataset.users for c in ("occupation", "age_band", "gender")):
+            labels = user_role_labels(dataset).set_index("user_id")
+            sig.user_profile_roles = {int(u): [str(v) for v in row.values] for u, row in labels.iterrows()}
+
+
+def build_features(prepared: str | Path, out: str | Path, *, protocol: str = "loo", sid: str | Path | None = None, tags: str | Path | None = None,
+                   reward: str | Path | None = None, lcu: str | Path | None = None, cot: str | Path | None = None, text: bool | None = None,
+                   embedder=None) -> dict[str, Any]:
+    """`recsage features build`: items.parquet, users.parquet and manifest.json under `out`."""
+    for name, given in (("lcu", lcu), ("cot", cot)):
+        if given:
+            raise InvalidInputError(f"{NOT_YET[name]}; there is nothing to read from {given}", field=name)
+    dataset, split = load_split(prepared, protocol)
+    sig, absent = gather_signals(dataset, split, sid=sid, tags=tags, reward=reward, text=text, embedder=embedder)
+    user_keys = dataset.users["raw_id"].astype(str).tolist() if dataset.users is not None else [str(u) for u in range(dataset.n_users)]
+    items, users, manifest = build_tables(dataset.items["raw_id"].astype(str).tolist(), user_keys, training_view(dataset, split), sig,
+                                          dataset_name=dataset.name, protocol=split.protocol, absent_reasons=absent)
+    manifest["source"] = {"prepared": str(prepared), "sid": str(sid) if sid else None, "tags": str(tags) if tags else None,
+                          "reward": str(reward) if reward else None}
+    save_tables(out, items, users, manifest)
+    return manifest
+
+
+def split_fingerprint(dataset: Dataset, split: Split) -> str:
+    return dataset_fingerprint(dataset.items["raw_id"].astype(str).tolist(), training_view(dataset, split))
+
+
+def item_signals(features: str | Path | None, dataset: Dataset, split: Split) -> ItemSignals:
+    """The ranking stage's item signals from a feature folder (checked against this dataset and
+    split), or behaviour-only signals from the training split when no folder is given."""
+    if features is None:
+        seqs = split.train.sequences
+        flat = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
+        recent = np.concatenate([s[-3:] for s in seqs]) if seqs else np.zeros(0, np.int64)
+        return ItemSignals(split.n_items, np.bincount(flat, minlength=split.n_items).astype(np.float64),
+                           np.bincount(recent, minlength=split.n_items).astype(np.float64))
+    items, _, manifest = load_tables(features, expected_fingerprint=split_fingerprint(dataset, split))
+    return ItemSignals.from_table(items, manifest, file=Path(features) / "items.parquet")
+
+
+def feature_summary(features: str | Path) -> dict[str, Any]:
+    """What a feature folder holds: rows, groups present/absent, schema (for the CLI and the Features page)."""
+    items, users, manifest = load_tables(features)
+    return {"dataset": manifest["dataset"], "rows": manifest["rows"], "groups": {g: v.get("component") for g, v in manifest["groups"].items()},
+            "absent": manifest["absent"], "schema": manifest["schema"], "items_columns": list(items.columns), "users_columns": list(users.columns)}
+
+
+def write_feast_repo(features: str | Path, repo: str | Path) -> dict[str, Any]:
+    """`recsage features feast-repo`: a Feast repository over a feature folder (checked first)."""
+    from recsage.features.feast_repo import write_repository
+
+    load_tables(features)  # refuses a folder that is not readable feature tables, naming the file
+    return write_repository(features, repo, read_manifest(features))

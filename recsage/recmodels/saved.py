@@ -1,0 +1,32 @@
+"""Load any saved recommender folder by the class its config.json records."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from recsage.core.errors import InvalidInputError
+
+
+def saved_class(model_dir: str | Path) -> str:
+    cfg = Path(model_dir) / "config.json"
+    if not cfg.exists():
+        raise InvalidInputError("not a saved model (no config.json)", file=str(Path(model_dir)))
+    try:
+        return str(json.loads(cfg.read_text()).get("class"))
+    except json.JSONDecodeError as e:
+        raise InvalidInputError(f"config.json is not valid JSON ({e.msg})", file=str(cfg)) from None
+
+
+def load_recommender(model_dir: str | Path):
+    """SASRec, TagCF, generative SID or item-kNN model; other classes are refused with the known ones."""
+    from recsage.recmodels.generative import GenerativeSIDRecommender
+    from recsage.recmodels.itemknn import ItemKNNRecommender
+    from recsage.recmodels.sasrec import SASRec
+    from recsage.recmodels.tagcf import TagCFRecommender
+
+    classes = {"sasrec": SASRec, "tagcf": TagCFRecommender, "generative": GenerativeSIDRecommender, "itemknn": ItemKNNRecommender}
+    cls = saved_class(model_dir)
+    if cls not in classes:
+        raise InvalidInputError(f"unknown model class {cls!r}; known: {', '.join(classes)}", file=str(Path(model_dir) / "config.json"), field="class")
+    return classes[cls].from_pretrained(model_dir)
