@@ -53,6 +53,7 @@ def test_demo_runs_on_bundled_sample(tmp_path, bundled_data):
     assert "TagCF" in r.output and "2 items tagged, 0 failed" in r.output
     assert "PushGen" in r.output and "held-out accuracy" in r.output
     assert "Semantic IDs" in r.output and "<a_" in r.output
+    assert "Feature tables" in r.output and "Ranking stage" in r.output and "the score by" in r.output
 
 
 def test_push_cli_errors_are_one_line(tmp_path):

@@ -102,3 +102,22 @@ def push_job_dir() -> Path:
 def bundled_items() -> Path:
     """The prepared bundled catalogue's items (id, title, description) as batch-job input."""
     return workspace() / "scientific" / "items.parquet"
+
+
+@st.cache_data(show_spinner="Ranking and explaining…")
+def ranker_explanation(model_dir: str, prepared: str, user_id: int, k: int) -> dict:
+    return explore.ranker_explanation(model_dir, prepared, user_id, k)
+
+
+def feature_folders() -> dict:
+    return explore.find_feature_folders(WORKSPACE, Path(".recsage/demo"))
+
+
+@st.cache_data(show_spinner=False)
+def feature_overview(folder: str) -> dict:
+    return explore.feature_overview(folder)
+
+
+@st.cache_data(show_spinner=False)
+def ranker_importance(model_dir: str) -> object:
+    return explore.ranker_group_importance(model_dir)

@@ -13,6 +13,7 @@ pages = [
     st.Page(str(HERE / "pages" / "data.py"), title="Data", icon="📦", default=True),
     st.Page(str(HERE / "pages" / "sid_explorer.py"), title="SID explorer", icon="🔢"),
     st.Page(str(HERE / "pages" / "recommender.py"), title="Recommender", icon="🎯"),
+    st.Page(str(HERE / "pages" / "features.py"), title="Features", icon="🧮"),
     st.Page(str(HERE / "pages" / "role_graph.py"), title="Role graph", icon="🕸️"),
     st.Page(str(HERE / "pages" / "tagging.py"), title="Tagging", icon="🏷️"),
     st.Page(str(HERE / "pages" / "push_studio.py"), title="Push studio", icon="📣"),

@@ -173,6 +173,17 @@ def demo(
         console.print(f"User {mo['user']['user_id']}: last items {mo['user']['history']}; held-out next item: {mo['user']['held_out']!r}")
         for name, titles in mo["recommendations"].items():
             console.print(f"  {name} top-5: " + " | ".join(titles))
+    if "ranking" in report:
+        rk = report["ranking"]
+        console.print(f"\n[bold]Feature tables[/] {rk['rows']}: groups {rk['groups']}; absent {sorted(rk['absent'])}")
+        base = next((b for b in report["baselines"] if b["method"] == "itemknn"), {})
+        console.print(f"[bold]Ranking stage[/] over {' + '.join(rk['retrievers'])} candidates: N@10 {rk['metrics']['ndcg@10']:.4f} "
+                      f"(item-kNN {base.get('ndcg@10', float('nan')):.4f}), R@10 {rk['metrics']['recall@10']:.4f}, "
+                      f"candidate recall@50 {rk['metrics']['candidate_recall@50']:.3f}; gain by group "
+                      + ", ".join(f"{g} {v:.0%}" for g, v in rk["group_importance"].items()))
+        console.print(f"User {rk['user']}, ranked and explained:")
+        for r in rk["explained"]:
+            console.print(f"  {r['title']}: {r['why']}")
     console.print()
     for step, secs in report["steps"]:
         console.print(f"  {step}: {secs:.1f}s")

@@ -63,6 +63,10 @@ def run_demo(data_dir: str | Path | None = None, out_dir: str | Path = ".recsage
     t = time.perf_counter()
     report["models"] = demo_recommenders(ds, split, table, seconds=30, out=out_dir / "models")
     report["steps"].append(("train SASRec + lazy generative SID model, recommend for one user", time.perf_counter() - t))
+
+    t = time.perf_counter()
+    report["ranking"] = demo_features_and_ranking(out_dir, ds, split)
+    report["steps"].append(("feature tables + ranking stage (item-kNN + SASRec candidates, LambdaRank), one user explained", time.perf_counter() - t))
     report["out_dir"] = str(out_dir)
     return report
 
@@ -97,6 +101,26 @@ def demo_recommenders(ds: Dataset, split, table, *, seconds: float = 30, out: Pa
     user = {"user_id": int(split.test.user_ids[0]), "history": [titles.loc[int(i)] for i in hist[-3:]],
             "held_out": titles.loc[int(split.test.targets[0])]}
     return {"metrics": rows, "user": user, "recommendations": recs}
+
+
+def demo_features_and_ranking(out_dir: Path, ds: Dataset, split) -> dict[str, Any]:
+    """Feature tables from every signal the demo produced (SIDs, text, TagCF tags, the reward
+    model), then the ranker over item-kNN + the demo's SASRec, and "why" for one test user."""
+    from recsage.pipelines.features import build_features
+    from recsage.pipelines.ranking import explain_for_user, train_ranking
+
+    tags = out_dir / "tagcf" if (out_dir / "tagcf" / "item_tags.parquet").exists() else None
+    reward = out_dir / "push" / "reward" if (out_dir / "push" / "reward" / "config.json").exists() else None
+    manifest = build_features(out_dir / "scientific", out_dir / "features", sid=out_dir / "sid", tags=tags, reward=reward)
+    retrievers = ["itemknn"] + ([f"sasrec:{out_dir / 'models' / 'sasrec'}"] if (out_dir / "models" / "sasrec" / "config.json").exists() else [])
+    _, row = train_ranking(out_dir / "scientific", retrievers, features=out_dir / "features", out=out_dir / "ranker", dataset=ds, split=split,
+                           n_candidates=50)
+    user = int(split.test.user_ids[0])
+    why = explain_for_user(out_dir / "ranker" / "model", out_dir / "scientific", user, k=3)
+    return {"groups": list(manifest["groups"]), "absent": manifest["absent"], "rows": manifest["rows"],
+            "metrics": {k: row[k] for k in ("recall@10", "ndcg@10", "candidate_recall@50")}, "retrievers": row["retrievers"],
+            "group_importance": row["group_importance"], "user": user,
+            "explained": [{"title": r["title"][:60], "why": r["why"]} for r in why["recommendations"]]}
 
 
 def demo_role_graph(ds: Dataset, out: Path, n_items: int, config: LLMConfig) -> dict[str, Any]:

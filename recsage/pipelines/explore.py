@@ -85,16 +85,80 @@ def _loaded(model_dir: str):
 def find_saved_models(n_items: int, *roots: str | Path) -> dict[str, str]:
     """Trained models (folders from `recsage train --out`, the demo, …) under the roots whose item
     count matches the dataset, by display name → folder."""
-    out = {}
+    out, rankers = {}, []
     for root in roots:
-        for cfg in sorted(Path(root).glob("**/config.json")):
+        for cfg in sorted(Path(root).glob("**/config.json"), key=lambda p: len(p.parts)):
+            if any(r in cfg.parents for r in rankers):
+                continue  # a ranker's own retrievers are listed as part of it
             try:
                 meta = json.loads(cfg.read_text())
             except (OSError, json.JSONDecodeError):
                 continue
-            if meta.get("class") in ("sasrec", "tagcf", "generative") and meta.get("n_items") == n_items:
+            if meta.get("class") == "two-stage":
+                rankers.append(cfg.parent)
+            if meta.get("class") in ("sasrec", "tagcf", "generative", "two-stage") and meta.get("n_items") == n_items:
                 out[f"{meta['class']}: {cfg.parent.parent.name}/{cfg.parent.name}"] = str(cfg.parent)
     return out
+
+
+def ranker_explanation(model_dir: str | Path, prepared: str | Path, user_id: int, k: int = 10) -> dict[str, Any]:
+    """The ranker's top-k for a user's leave-one-out test history with "why this item": the
+    strongest feature contributions in words, and every group's contribution for a bar plot."""
+    from recsage.pipelines.ranking import describe_feature
+
+    ds, split = load_split(str(prepared), "loo")
+    pos = np.flatnonzero(split.test.user_ids == user_id)
+    if not len(pos):
+        raise InvalidInputError(f"user {user_id} has no test query", field="user_id")
+    hist, target = split.test.histories[pos[0]], int(split.test.targets[pos[0]])
+    titles = ds.items.set_index("item_id")["title"].astype(str)
+    recs = _loaded(str(model_dir)).explain(hist, k)
+    rows, bars = [], []
+    for r in recs:
+        top = sorted(r["contributions"].items(), key=lambda kv: -abs(kv[1]))[:3]
+        rows.append({"rank": r["rank"], "title": titles.loc[r["item_id"]], "score": round(r["score"], 4), "held-out item": r["item_id"] == target,
+                     "why": "; ".join(f"{describe_feature(n)} {'+' if v > 0 else '−'}{abs(v):.2f}" for n, v in top)})
+        bars += [{"item": f"{r['rank']}. {titles.loc[r['item_id']][:40]}", "group": g, "contribution": v} for g, v in r["groups"].items()]
+    return {"table": pd.DataFrame(rows), "contributions": pd.DataFrame(bars)}
+
+
+def find_feature_folders(*roots: str | Path) -> dict[str, str]:
+    """Feature folders (`recsage features build`, the demo) by display name → folder."""
+    out = {}
+    for root in roots:
+        for m in sorted(Path(root).glob("**/manifest.json")):
+            try:
+                meta = json.loads(m.read_text())
+            except (OSError, json.JSONDecodeError):
+                continue
+            if "feature_version" in meta and "tables" in meta:
+                out[f"{meta.get('dataset')}: {m.parent.parent.name}/{m.parent.name}"] = str(m.parent)
+    return out
+
+
+def feature_overview(folder: str | Path) -> dict[str, Any]:
+    """Manifest summary, schema and a preview of both tables (vector columns shown by length)."""
+    from recsage.features.tables import load_tables
+
+    items, users, manifest = load_tables(folder)
+
+    def preview(df: pd.DataFrame) -> pd.DataFrame:
+        head = df.head(20).copy()
+        for c in head.columns:
+            if len(head) and isinstance(head[c].iloc[0], (list, np.ndarray)):
+                head[c] = [f"[{len(v)} values]" if len(v) > 8 else ", ".join(map(str, v)) for v in head[c]]
+        return head
+
+    groups = pd.DataFrame([{"group": g, "component": v.get("component"), "columns": len(v.get("columns", [])),
+                            "model / version": v.get("model") or v.get("llm_model") or v.get("topics_version") or v.get("codebook_fingerprint") or ""}
+                           for g, v in manifest["groups"].items()]
+                          + [{"group": g, "component": "absent", "columns": 0, "model / version": why} for g, why in manifest["absent"].items()])
+    return {"manifest": manifest, "groups": groups, "schema": pd.DataFrame(manifest["schema"]), "items": preview(items), "users": preview(users)}
+
+
+def ranker_group_importance(model_dir: str | Path) -> pd.DataFrame:
+    imp = _loaded(str(model_dir)).group_importance()
+    return pd.DataFrame({"group": list(imp), "gain share": list(imp.values())})
 
 
 def user_recommendations(prepared: str | Path, user_id: int, methods: tuple[str, ...] = ("popularity", "itemknn"), k: int = 10,

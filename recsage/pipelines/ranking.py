@@ -127,10 +127,12 @@ FEATURE_WORDS = {
 
 
 def describe_feature(name: str) -> str:
-    if name.startswith("ret."):
+    if name in FEATURE_WORDS:
+        return FEATURE_WORDS[name]
+    if name.startswith("ret.") and name.count(".") >= 2:
         r, kind = name[4:].rsplit(".", 1)
         return f"{r}'s {kind}"
-    return FEATURE_WORDS.get(name, name)
+    return name
 
 
 def ablation(retrievers: dict[str, Any], featurizer: PairFeaturizer, split: Split, steps: list[tuple[str, list[str]]], *, n_candidates: int = 100,

@@ -19,13 +19,15 @@ def saved_class(model_dir: str | Path) -> str:
 
 
 def load_recommender(model_dir: str | Path):
-    """SASRec, TagCF, generative SID or item-kNN model; other classes are refused with the known ones."""
+    """SASRec, TagCF, generative SID, item-kNN or popularity model; other classes are refused with the known ones."""
     from recsage.recmodels.generative import GenerativeSIDRecommender
     from recsage.recmodels.itemknn import ItemKNNRecommender
+    from recsage.recmodels.popularity import PopularityRecommender
     from recsage.recmodels.sasrec import SASRec
     from recsage.recmodels.tagcf import TagCFRecommender
 
-    classes = {"sasrec": SASRec, "tagcf": TagCFRecommender, "generative": GenerativeSIDRecommender, "itemknn": ItemKNNRecommender}
+    classes = {"sasrec": SASRec, "tagcf": TagCFRecommender, "generative": GenerativeSIDRecommender, "itemknn": ItemKNNRecommender,
+               "popularity": PopularityRecommender}
     cls = saved_class(model_dir)
     if cls not in classes:
         raise InvalidInputError(f"unknown model class {cls!r}; known: {', '.join(classes)}", file=str(Path(model_dir) / "config.json"), field="class")

@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 SHOTS = REPO / "benchmarks" / "results" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 PAGES = [("", "Data", "interactions"), ("sid_explorer", "SID explorer", "Utilisation per level"),
-         ("recommender", "Recommender playground", "History"), ("role_graph", "Role graph explorer", "Edges and their evidence"),
+         ("recommender", "Recommender playground", "History"), ("features", "Feature tables", "Feature tables"), ("role_graph", "Role graph explorer", "Edges and their evidence"),
          ("tagging", "Tagging", "Roles in vocabulary"),
          ("push_studio", "Push studio", "Candidates per style"), ("llm_playground", "LLM playground", "Prompt"), ("runs", "Runs", "bench_datasets")]
 

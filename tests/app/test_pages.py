@@ -56,6 +56,29 @@ def test_recommender_page_shows_trained_models_side_by_side():
     assert len(at.dataframe[-1].value) == 10
 
 
+def test_features_page_and_ranker_explanations():
+    """Feature tables and a ranker saved in the workspace: the Features page shows the schema and
+    the group importance; the Recommender page shows the ranker's top-K with "why this item"."""
+    import recsage.app.components as comp
+    from recsage.pipelines.explore import ensure_workspace
+    from recsage.pipelines.features import build_features
+    from recsage.pipelines.ranking import train_ranking
+
+    ws = ensure_workspace(comp.WORKSPACE)
+    build_features(ws / "scientific", ws / "features" / "scientific", text=False)
+    train_ranking(ws / "scientific", "itemknn,popularity", features=ws / "features" / "scientific", out=ws / "models" / "ranker",
+                  n_candidates=30, ranker={"compact_rounds": 10})
+    comp.saved_models.clear()
+    at = run("features.py")
+    assert any(m.label == "Items" for m in at.metric)
+    assert len(at.dataframe) >= 4  # groups, schema, items, users
+    assert any("signal group" in h.value for h in at.subheader)
+    at = run("recommender.py")
+    assert "two-stage: ranker/model" in at.multiselect[0].value
+    assert any("Why these items" in h.value for h in at.subheader)
+    assert "why" in at.dataframe[-1].value.columns and len(at.dataframe[-1].value) == 10
+
+
 def test_sid_explorer_page():
     at = run("sid_explorer.py")
     assert any("collision" in m.label for m in at.metric)

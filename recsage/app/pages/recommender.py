@@ -1,6 +1,6 @@
 import streamlit as st
 
-from recsage.app.components import recommendations, saved_models, show_error, workspace
+from recsage.app.components import ranker_explanation, recommendations, saved_models, show_error, workspace
 from recsage.core.errors import RecsageError
 
 st.title("Recommender playground")
@@ -31,3 +31,16 @@ if chosen:
     for col, name in zip(cols, chosen):
         col.markdown(f"**{name}**")
         col.dataframe(res["models"][trained.get(name, name)][["rank", "title", "score"]], hide_index=True)
+    rankers = [m for m in chosen if m.startswith("two-stage:")]
+    for name in rankers:
+        st.subheader(f"Why these items — {name}")
+        try:
+            ex = ranker_explanation(trained[name], prepared, int(user), k)
+        except RecsageError as e:
+            show_error(e)
+            continue
+        st.caption("Each row: the three features that moved the ranker's score most (LightGBM pred_contrib). "
+                   "The chart sums every feature group's contribution per item.")
+        st.dataframe(ex["table"], hide_index=True, width="stretch",
+                     column_config={"title": st.column_config.TextColumn(width="large"), "why": st.column_config.TextColumn(width="large")})
+        st.bar_chart(ex["contributions"], x="item", y="contribution", color="group", horizontal=True)
