@@ -27,6 +27,8 @@ def feature_group(name: str) -> str:
     """`ret.sasrec.score` → behaviour; `sid.prefix_last` → sid; … (the prefix before the first dot;
     LightGBM refuses ':' and other JSON characters in feature names)."""
     head = name.split(".", 1)[0]
+    if name.startswith("ret.textknn."):  # the text-embedding retriever's scores are a text signal
+        return "text"
     return {"ret": "behaviour", "co": "behaviour", "tr": "behaviour", "item": "behaviour", "user": "behaviour", "tag": "tagcf"}.get(head, head)
 
 

@@ -14,6 +14,7 @@ from recsage.core.errors import InvalidInputError
 from recsage.datasets import Dataset, Split
 from recsage.evaluation.metrics import ndcg_at_k, recall_at_k
 from recsage.features.pairs import GROUPS, PairFeaturizer
+from recsage.features.signals import ItemSignals
 from recsage.features.two_stage import RankingData, TwoStageConfig, TwoStageRecommender, build_ranking_data, ranked_lists
 from recsage.pipelines.data import load_split
 from recsage.pipelines.features import item_signals
@@ -21,7 +22,10 @@ from recsage.recmodels import RECOMMENDERS
 from recsage.recmodels.ranker import LambdaRankerConfig
 from recsage.recmodels.saved import load_recommender
 
-FITTED_HERE = ("itemknn", "popularity")  # cheap retrievers fitted on the training split by the ranking stage itself
+# cheap retrievers fitted on the training split by the ranking stage itself: co-occurrence kNN,
+# popularity, nearest neighbours by MiniLM text embedding (needs --features with text) and by
+# collaborative vectors (co-occurrence SVD of the training sequences)
+FITTED_HERE = ("itemknn", "popularity", "textknn", "cfknn")
 
 
 def parse_retrievers(spec: str | Sequence[str]) -> list[tuple[str, str | None]]:
@@ -40,10 +44,21 @@ def parse_retrievers(spec: str | Sequence[str]) -> list[tuple[str, str | None]]:
     return out
 
 
-def fit_retrievers(specs: list[tuple[str, str | None]], split: Split) -> dict[str, Any]:
+def fit_retrievers(specs: list[tuple[str, str | None]], split: Split, signals: ItemSignals | None = None) -> dict[str, Any]:
     """Cheap retrievers fitted on the training split; saved ones loaded and checked against it."""
+    from recsage.recmodels.embedding_knn import EmbeddingKNNRecommender
+    from recsage.tokenizers.item_vectors import collaborative_vectors
+
     out = {}
     for name, path in specs:
+        if path is None and name == "textknn":
+            if signals is None or signals.text_embedding is None:
+                raise InvalidInputError("textknn needs item text embeddings: pass --features built from a dataset with item text", field="retrievers")
+            out[name] = EmbeddingKNNRecommender(signals.text_embedding).fit(split.train)
+            continue
+        if path is None and name == "cfknn":
+            out[name] = EmbeddingKNNRecommender(collaborative_vectors(split.train.sequences, split.n_items, dim=64)).fit(split.train)
+            continue
         if path is None:
             out[name] = RECOMMENDERS.get(name)().fit(split.train)
             continue
@@ -76,8 +91,8 @@ def train_ranking(prepared: str | Path, retrievers: str | Sequence[str], *, feat
     if split.protocol != "loo":
         raise InvalidInputError("the ranking stage follows the `loo` two-stage protocol (ranker on validation queries)", field="protocol")
     t0 = time.perf_counter()
-    models = fitted if fitted is not None else fit_retrievers(parse_retrievers(retrievers), split)
     signals = item_signals(features, dataset, split)
+    models = fitted if fitted is not None else fit_retrievers(parse_retrievers(retrievers), split, signals)
     cfg = TwoStageConfig(n_candidates=n_candidates, groups=tuple(groups), seed=seed)
     model = TwoStageRecommender(models, signals, cfg, LambdaRankerConfig(seed=seed, **(ranker or {})))
     model.fit(split.train, split.valid, exclude_seen=split.exclude_seen)

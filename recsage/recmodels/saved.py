@@ -19,7 +19,8 @@ def saved_class(model_dir: str | Path) -> str:
 
 
 def load_recommender(model_dir: str | Path):
-    """SASRec, TagCF, generative SID, item-kNN or popularity model; other classes are refused with the known ones."""
+    """SASRec, TagCF, generative SID, item-kNN, embedding-kNN or popularity model; other classes are refused with the known ones."""
+    from recsage.recmodels.embedding_knn import EmbeddingKNNRecommender
     from recsage.recmodels.generative import GenerativeSIDRecommender
     from recsage.recmodels.itemknn import ItemKNNRecommender
     from recsage.recmodels.popularity import PopularityRecommender
@@ -27,7 +28,7 @@ def load_recommender(model_dir: str | Path):
     from recsage.recmodels.tagcf import TagCFRecommender
 
     classes = {"sasrec": SASRec, "tagcf": TagCFRecommender, "generative": GenerativeSIDRecommender, "itemknn": ItemKNNRecommender,
-               "popularity": PopularityRecommender}
+               "popularity": PopularityRecommender, "embedding-knn": EmbeddingKNNRecommender}
     cls = saved_class(model_dir)
     if cls not in classes:
         raise InvalidInputError(f"unknown model class {cls!r}; known: {', '.join(classes)}", file=str(Path(model_dir) / "config.json"), field="class")

@@ -51,7 +51,7 @@ def ranker(ml, ml_features, tmp_path_factory):
 
     ds, split = ml
     out = tmp_path_factory.mktemp("rank") / "run"
-    model, row = train_ranking(None, ["itemknn", "popularity"], features=ml_features, out=out, dataset=ds, split=split, n_candidates=50,
+    model, row = train_ranking(None, ["itemknn", "popularity", "textknn", "cfknn"], features=ml_features, out=out, dataset=ds, split=split, n_candidates=50,
                                ranker={"compact_rounds": 20})
     return model, row, out
 
@@ -62,6 +62,7 @@ def test_ranker_trains_on_real_candidates_and_scores_test_queries(ranker, ml):
     assert {"behaviour", "sid", "text", "tagcf"} <= set(model.group_importance())
     assert 0 < row["candidate_recall@50"] <= 1 and row["ndcg@10"] > 0.02 and row["best_iteration"] == 20
     assert any(n.startswith("sid.") for n in row["features"]) and any(n.startswith("text.") for n in row["features"])
+    assert row["retrievers"] == ["itemknn", "popularity", "textknn", "cfknn"] and "ret.textknn.score" in row["features"]
     # the Recommender interface gives the same numbers as the pipeline's direct scoring
     m = evaluate(model, split.test, (10,), n_items=split.n_items, progress=False)
     assert m["ndcg@10"] == pytest.approx(row["ndcg@10"])
@@ -132,6 +133,8 @@ def test_bad_inputs_for_the_ranking_stage(ml, tmp_path):
     sig = ItemSignals(split.n_items, np.ones(split.n_items), np.ones(split.n_items))
     with pytest.raises(NotFittedError):
         TwoStageRecommender({"pop": PopularityRecommender().fit(split.train)}, sig).recommend([np.array([1])])
+    with pytest.raises(InvalidInputError, match="textknn needs item text"):
+        fit_retrievers(parse_retrievers("textknn"), split, sig)
     with pytest.raises(InvalidInputError, match="unknown feature group"):
         PairFeaturizer(sig, groups=("behaviour", "vibes"))
 
