@@ -1,6 +1,7 @@
 """Ranking stage (retrieve → rank) and what each signal is worth, on the same candidates.
 
-Protocol: `loo` two-stage (shared/PROTOCOLS.md). Retrievers (item-kNN, SASRec) fit on each user's
+Protocol: `loo` two-stage (shared/PROTOCOLS.md). Retrievers (item-kNN, collaborative-vector kNN,
+MiniLM text kNN where items have text, SASRec) fit on each user's
 s[:-2]; LambdaRank learns on validation queries (target s[-2]) and early-stops on 10% of those
 users; it is scored on test queries (history s[:-1], target s[-1]), full catalogue, seen items
 excluded, nothing refitted. Ablation: one candidate set and one feature matrix per seed, a ranker
@@ -110,8 +111,12 @@ def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int) -> l
     base = {"dataset": key, "protocol": "loo", "exclude_seen": True, "seed": seed, "seeds": [seed], "n_users": len(split.test)}
 
     set_seed(seed)
+    signals = item_signals(feat_dir, ds, split)
     t = time.perf_counter()
-    knn = fit_retrievers([("itemknn", None)], split)["itemknn"]
+    # cheap retrievers: co-occurrence kNN, collaborative-vector kNN, and text kNN where items have text
+    cheap = [("itemknn", None), ("cfknn", None)] + ([("textknn", None)] if signals.text_embedding is not None else [])
+    fitted = fit_retrievers(cheap, split, signals)
+    knn = fitted["itemknn"]
     knn_s = time.perf_counter() - t
     sas = SASRec(SASRecConfig(**SASREC[key], seed=seed, max_train_seconds=minutes * 60, progress=False))
     t = time.perf_counter()
@@ -123,7 +128,6 @@ def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int) -> l
     rows[-1]["epochs_run"] = sas.train_result_.epochs_run
 
     t = time.perf_counter()
-    signals = item_signals(feat_dir, ds, split)
     featurizer = PairFeaturizer(signals).fit_from(knn)
     present = {"behaviour"} | {g for g, a in (("sid", signals.sid_codes), ("text", signals.text_embedding), ("tagcf", signals.topics),
                                                ("reward", signals.reward)) if a is not None}
@@ -133,9 +137,10 @@ def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int) -> l
         if g not in seen:
             seen.add(g)
             steps.append((label, list(g)))
-    abl = ablation({"itemknn": knn, "sasrec": sas}, featurizer, split, steps, n_candidates=n_candidates, seed=seed)
+    retrievers = {**fitted, "sasrec": sas}
+    abl = ablation(retrievers, featurizer, split, steps, n_candidates=n_candidates, seed=seed)
     for r in abl:
-        rows.append({**base, **r, "retrievers": ["itemknn", "sasrec"], "n_candidates": n_candidates})
+        rows.append({**base, **r, "retrievers": list(retrievers), "n_candidates": n_candidates})
     for r in rows:
         r.update({"seconds": round(time.perf_counter() - t_all, 1), "features_seconds": round(features_s, 1), "peak_mb": round(rss_mb()),
                   "rank_stage_seconds": round(time.perf_counter() - t, 1)})

@@ -132,6 +132,7 @@ class PairFeaturizer:
         s = self.signals
         names = [f"ret.{r}.{k}" for r in retriever_names for k in ("score", "rank")] + ["ret.n_proposing"]
         names += ["co.last", "co.prev", "co.hist", "tr.last", "tr.prev", "tr.hist", "tr.to_last",
+                  "co.prev2", "tr.prev2", "co.max5", "co.argmax5", "tr.hop2",
                   "item.pop", "item.pop_recent", "user.hist_len", "user.n_unique"]
         if "sid" in self.groups and s.sid_codes is not None:
             names += ["sid.prefix_last", "sid.prefix_max", "sid.l1_share", "sid.l2_share"]
@@ -192,12 +193,17 @@ class PairFeaturizer:
         cols += [rows_of(last, knn.cosine_), rows_of(prev, knn.cosine_), weighted(knn.cosine_),
                  rows_of(last, knn.transition_), rows_of(prev, knn.transition_), weighted(knn.transition_)]
         # how often the candidate is followed by the user's last item elsewhere (c → last)
-        to_last = np.zeros((b, w), dtype=np.float32)
-        tt = knn.transition_.T.tocsr()
+        cols.append(rows_of(last, self._reverse_transitions()))
+        prev2 = np.array([h[-3] if len(h) > 2 else -1 for h in hist])
+        cols += [rows_of(prev2, knn.cosine_), rows_of(prev2, knn.transition_)]
+        # strongest co-occurrence among the last 5 items, and how far back that item is (5 = none)
+        recent5 = np.stack([rows_of(np.array([h[-1 - j] if len(h) > j else -1 for h in hist]), knn.cosine_) for j in range(5)], axis=2)
+        best = recent5.max(axis=2)
+        cols += [best, np.where(best > 0, recent5.argmax(axis=2), 5).astype(np.float32)]
+        # two steps of transitions from the last item: last → x → candidate
         has = last >= 0
-        if has.any():
-            to_last[has] = rows_of(np.where(has, last, -1), tt)[has]
-        cols.append(to_last)
+        q = sp.csr_matrix((np.ones(int(has.sum())), (np.nonzero(has)[0], last[has])), shape=(b, n))
+        cols.append(np.take_along_axis(np.asarray(((q @ knn.transition_) @ knn.transition_).todense(), dtype=np.float32), safe, axis=1))
         cols += [np.log1p(s.popularity[safe]).astype(np.float32), np.log1p(s.recent_popularity[safe]).astype(np.float32)]
         lens = np.array([len(h) for h in hist], dtype=np.float32)
         uniq = np.array([len(np.unique(h)) for h in hist], dtype=np.float32)
@@ -212,6 +218,11 @@ class PairFeaturizer:
         if "reward" in self.groups and s.reward is not None:
             cols.append(s.reward[safe].astype(np.float32))
         return np.stack(cols, axis=2).astype(np.float32)
+
+    def _reverse_transitions(self) -> sp.csr_matrix:
+        if getattr(self, "_tt", None) is None or self._tt[0] is not self.knn_:
+            self._tt = (self.knn_, self.knn_.transition_.T.tocsr())
+        return self._tt[1]
 
     def _sid(self, recent: list[np.ndarray], safe: np.ndarray) -> list[np.ndarray]:
         codes = self.signals.sid_codes
