@@ -14,7 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from recsage.core.errors import InvalidInputError
+from recsage.core.errors import InvalidInputError, NotFittedError
+from recsage.evaluation.metrics import top_k
 from recsage.features.signals import ItemSignals
 from recsage.recmodels.base import check_histories
 from recsage.recmodels.itemknn import ItemKNNConfig, ItemKNNRecommender
@@ -63,8 +64,6 @@ def generate_candidates(retrievers: Mapping[str, object], histories: Sequence[np
             if exclude_seen:
                 rows = np.repeat(np.arange(len(hist)), [len(h) for h in hist])
                 s[rows, np.concatenate(hist) if hist else np.empty(0, dtype=np.int64)] = -np.inf
-            from recsage.evaluation.metrics import top_k
-
             ids, vals = top_k(s, n_candidates)
         else:
             ids, vals = model.recommend(hist, k=n_candidates, exclude_seen=exclude_seen)
@@ -147,8 +146,6 @@ class PairFeaturizer:
     def transform(self, histories: Sequence[np.ndarray], cands: Candidates, batch_size: int = 512) -> tuple[np.ndarray, np.ndarray, list[str]]:
         """(features for every valid candidate, row → query index, feature names)."""
         if not hasattr(self, "knn_"):
-            from recsage.core.errors import NotFittedError
-
             raise NotFittedError("PairFeaturizer is not fitted; call fit() first")
         hist = check_histories(histories, self.n_items_)
         names = self.feature_names(list(cands.ranks))

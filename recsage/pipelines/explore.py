@@ -104,7 +104,7 @@ def find_saved_models(n_items: int, *roots: str | Path) -> dict[str, str]:
 def ranker_explanation(model_dir: str | Path, prepared: str | Path, user_id: int, k: int = 10) -> dict[str, Any]:
     """The ranker's top-k for a user's leave-one-out test history with "why this item": the
     strongest feature contributions in words, and every group's contribution for a bar plot."""
-    from recsage.pipelines.ranking import describe_feature
+    from recsage.pipelines.ranking import reasons
 
     ds, split = load_split(str(prepared), "loo")
     pos = np.flatnonzero(split.test.user_ids == user_id)
@@ -115,9 +115,8 @@ def ranker_explanation(model_dir: str | Path, prepared: str | Path, user_id: int
     recs = _loaded(str(model_dir)).explain(hist, k)
     rows, bars = [], []
     for r in recs:
-        top = sorted(r["contributions"].items(), key=lambda kv: -abs(kv[1]))[:3]
         rows.append({"rank": r["rank"], "title": titles.loc[r["item_id"]], "score": round(r["score"], 4), "held-out item": r["item_id"] == target,
-                     "why": "; ".join(f"{describe_feature(n)} {'+' if v > 0 else '−'}{abs(v):.2f}" for n, v in top)})
+                     "why": reasons(r["contributions"])})
         bars += [{"item": f"{r['rank']}. {titles.loc[r['item_id']][:40]}", "group": g, "contribution": v} for g, v in r["groups"].items()]
     return {"table": pd.DataFrame(rows), "contributions": pd.DataFrame(bars)}
 

@@ -123,8 +123,7 @@ def explain_for_user(model_dir: str | Path, prepared: str | Path, user_id: int, 
     recs = model.explain(hist, k)
     for r in recs:
         r["title"] = titles.loc[r["item_id"]]
-        top = sorted(r["contributions"].items(), key=lambda kv: -abs(kv[1]))[:3]
-        r["why"] = "; ".join(f"{describe_feature(n)} {'raised' if v > 0 else 'lowered'} the score by {abs(v):.2f}" for n, v in top)
+        r["why"] = reasons(r["contributions"])
     return {"user": user_id, "history": [titles.loc[i] for i in hist[-10:]], "recommendations": recs}
 
 
@@ -139,6 +138,12 @@ FEATURE_WORDS = {
     "tag.topic_cos": "topic overlap with your history", "tag.n_topics": "its number of topics", "tag.logic": "your roles' topics (TagCF logic graph)",
     "reward.title": "its title's push-copy reward score",
 }
+
+
+def reasons(contributions: dict[str, float], n: int = 3) -> str:
+    """The `n` features that moved a score most, in words."""
+    top = sorted(contributions.items(), key=lambda kv: -abs(kv[1]))[:n]
+    return "; ".join(f"{describe_feature(f)} {'raised' if v > 0 else 'lowered'} the score by {abs(v):.2f}" for f, v in top)
 
 
 def describe_feature(name: str) -> str:
