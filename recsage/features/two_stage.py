@@ -119,15 +119,13 @@ class TwoStageRecommender:
         self.config = config or TwoStageConfig()
         self.ranker_config = ranker_config or LambdaRankerConfig(seed=self.config.seed)
 
-    def fit(self, train: SequenceSet, valid: QuerySet, *, exclude_seen: bool = True, featurizer: PairFeaturizer | None = None,
-            data: RankingData | None = None, features: Sequence[str] | None = None) -> TwoStageRecommender:
-        """`data`/`features` let a benchmark reuse one feature matrix for several ablations."""
+    def fit(self, train: SequenceSet, valid: QuerySet, *, exclude_seen: bool = True, featurizer: PairFeaturizer | None = None) -> TwoStageRecommender:
+        """`featurizer`: one already fitted on `train` (e.g. sharing a fitted item-kNN)."""
         if valid is None or len(valid) == 0:
             raise InvalidInputError("the ranker learns on validation queries; the split has none", field="valid")
         self.featurizer_ = featurizer or PairFeaturizer(self.signals, self.config.groups).fit(train)
-        data = data or build_ranking_data(self.retrievers, self.featurizer_, valid.histories, self.config.n_candidates, exclude_seen)
-        names = list(features) if features is not None else data.names
-        self.ranker_ = fit_ranker(data, valid.targets, names, self.ranker_config, user_ids=valid.user_ids,
+        data = build_ranking_data(self.retrievers, self.featurizer_, valid.histories, self.config.n_candidates, exclude_seen)
+        self.ranker_ = fit_ranker(data, valid.targets, data.names, self.ranker_config, user_ids=valid.user_ids,
                                   early_stop_share=self.config.early_stop_share, seed=self.config.seed)
         self.valid_candidate_recall_ = data.candidates.recall(valid.targets)
         self.n_items_ = train.n_items

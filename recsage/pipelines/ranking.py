@@ -19,6 +19,7 @@ from recsage.features.two_stage import RankingData, TwoStageConfig, TwoStageReco
 from recsage.pipelines.data import load_split
 from recsage.pipelines.features import item_signals
 from recsage.recmodels import RECOMMENDERS
+from recsage.recmodels.itemknn import ItemKNNRecommender
 from recsage.recmodels.ranker import LambdaRankerConfig
 from recsage.recmodels.saved import load_recommender
 
@@ -95,7 +96,9 @@ def train_ranking(prepared: str | Path, retrievers: str | Sequence[str], *, feat
     models = fitted if fitted is not None else fit_retrievers(parse_retrievers(retrievers), split, signals)
     cfg = TwoStageConfig(n_candidates=n_candidates, groups=tuple(groups), seed=seed)
     model = TwoStageRecommender(models, signals, cfg, LambdaRankerConfig(seed=seed, **(ranker or {})))
-    model.fit(split.train, split.valid, exclude_seen=split.exclude_seen)
+    knn = models.get("itemknn")  # the co-occurrence features reuse a fitted item-kNN retriever instead of refitting one
+    featurizer = PairFeaturizer(signals, cfg.groups).fit_from(knn) if isinstance(knn, ItemKNNRecommender) else None
+    model.fit(split.train, split.valid, exclude_seen=split.exclude_seen, featurizer=featurizer)
     train_s = time.perf_counter() - t0
     t = time.perf_counter()
     test = model.ranking_data(split.test.histories, split.exclude_seen)
