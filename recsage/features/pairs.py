@@ -52,10 +52,25 @@ def _scores_or_none(model, histories: list[np.ndarray]) -> np.ndarray | None:
 
 
 def generate_candidates(retrievers: Mapping[str, object], histories: Sequence[np.ndarray], n_candidates: int = 100,
-                        exclude_seen: bool = True) -> Candidates:
+                        exclude_seen: bool = True, batch_size: int = 2048) -> Candidates:
     """Union of each retriever's top-`n_candidates` (seen items excluded as in `loo`), ordered by
-    the first retriever's rank then the next's."""
+    the first retriever's rank then the next's. Queries go in batches, so only a batch's full
+    score rows are in memory (all of Beauty's at once peaked at 11.6 GB)."""
     hist = list(histories)
+    if len(hist) > batch_size:
+        parts = [_candidates(retrievers, hist[lo : lo + batch_size], n_candidates, exclude_seen) for lo in range(0, len(hist), batch_size)]
+        width = max(p.ids.shape[1] for p in parts)
+
+        def pad(a: np.ndarray, fill) -> np.ndarray:
+            return np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=fill)
+
+        return Candidates(np.concatenate([pad(p.ids, -1) for p in parts]),
+                          {r: np.concatenate([pad(p.ranks[r], n_candidates) for p in parts]) for r in parts[0].ranks},
+                          {r: np.concatenate([pad(p.scores[r], np.nan) for p in parts]) for r in parts[0].scores}, n_candidates)
+    return _candidates(retrievers, hist, n_candidates, exclude_seen)
+
+
+def _candidates(retrievers: Mapping[str, object], hist: list[np.ndarray], n_candidates: int, exclude_seen: bool) -> Candidates:
     per: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
     for name, model in retrievers.items():
         full = _scores_or_none(model, hist)

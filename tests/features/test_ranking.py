@@ -162,3 +162,17 @@ def test_cli_features_and_rank(ml_prepared, ml_signals, tmp_path):
     r = runner.invoke(app, ["features", "feast-repo", str(feats), "--features", str(feats)])
     assert r.exit_code == 2 and "already exists" in r.output
     pd.read_parquet(feats / "items.parquet")  # untouched by the refused command
+
+
+def test_batched_candidates_equal_one_pass(ml):
+    _, split = ml
+    rets = {"itemknn": ItemKNNRecommender().fit(split.train), "pop": PopularityRecommender().fit(split.train)}
+    h = split.test.histories[:300]
+    a = generate_candidates(rets, h, 20)
+    b = generate_candidates(rets, h, 20, batch_size=64)
+    w = a.ids.shape[1]
+    np.testing.assert_array_equal(a.ids, b.ids[:, :w])
+    assert (b.ids[:, w:] == -1).all()
+    for r in a.ranks:
+        np.testing.assert_array_equal(a.ranks[r], b.ranks[r][:, :w])
+        np.testing.assert_array_equal(a.scores[r], b.scores[r][:, :w])
