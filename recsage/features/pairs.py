@@ -17,8 +17,8 @@ import scipy.sparse as sp
 from recsage.core.errors import InvalidInputError, NotFittedError
 from recsage.evaluation.metrics import top_k
 from recsage.features.signals import ItemSignals
-from recsage.recmodels.base import check_histories
-from recsage.recmodels.itemknn import ItemKNNConfig, ItemKNNRecommender
+from recsage.recmodels.base import check_histories, exclude_history
+from recsage.recmodels.itemknn import ItemKNNConfig, ItemKNNRecommender, recency_query
 
 GROUPS = ("behaviour", "sid", "text", "tagcf", "reward")
 RECENT = 20  # history items the similarity features look at
@@ -31,6 +31,15 @@ def feature_group(name: str) -> str:
     if name.startswith("ret.textknn."):  # the text-embedding retriever's scores are a text signal
         return "text"
     return {"ret": "behaviour", "co": "behaviour", "tr": "behaviour", "item": "behaviour", "user": "behaviour", "tag": "tagcf"}.get(head, head)
+
+
+def group_shares(importance: Mapping[str, float]) -> dict[str, float]:
+    """Per-feature importances summed per feature group, as shares of the total, largest first."""
+    out: dict[str, float] = {}
+    for n, g in importance.items():
+        out[feature_group(n)] = out.get(feature_group(n), 0.0) + g
+    total = sum(out.values()) or 1.0
+    return {g: v / total for g, v in sorted(out.items(), key=lambda kv: -kv[1])}
 
 
 @dataclass
@@ -76,10 +85,7 @@ def _candidates(retrievers: Mapping[str, object], hist: list[np.ndarray], n_cand
         full = _scores_or_none(model, hist)
         if full is not None:
             s = full.astype(np.float64)
-            if exclude_seen:
-                rows = np.repeat(np.arange(len(hist)), [len(h) for h in hist])
-                s[rows, np.concatenate(hist) if hist else np.empty(0, dtype=np.int64)] = -np.inf
-            ids, vals = top_k(s, n_candidates)
+            ids, vals = top_k(exclude_history(s, hist) if exclude_seen else s, n_candidates)
         else:
             ids, vals = model.recommend(hist, k=n_candidates, exclude_seen=exclude_seen)
         per[name] = (np.asarray(ids), np.asarray(vals, dtype=np.float32), full)
@@ -192,15 +198,10 @@ class PairFeaturizer:
             q = sp.csr_matrix((np.ones(int((items >= 0).sum())), (np.nonzero(items >= 0)[0], items[items >= 0])), shape=(b, n))
             return np.take_along_axis(np.asarray((q @ m).todense(), dtype=np.float32), safe, axis=1)
 
+        weights = recency_query(hist, n, 0.6, RECENT)
+
         def weighted(m: sp.csr_matrix) -> np.ndarray:
-            r, c, v = [], [], []
-            for i, h in enumerate(hist):
-                h = h[-RECENT:]
-                r.append(np.full(len(h), i))
-                c.append(h)
-                v.append(0.6 ** np.arange(len(h) - 1, -1, -1, dtype=np.float64))
-            q = sp.csr_matrix((np.concatenate(v), (np.concatenate(r), np.concatenate(c))), shape=(b, n)) if hist else sp.csr_matrix((b, n))
-            return np.take_along_axis(np.asarray((q @ m).todense(), dtype=np.float32), safe, axis=1)
+            return np.take_along_axis(np.asarray((weights @ m).todense(), dtype=np.float32), safe, axis=1)
 
         cols += [rows_of(last, knn.cosine_), rows_of(prev, knn.cosine_), weighted(knn.cosine_),
                  rows_of(last, knn.transition_), rows_of(prev, knn.transition_), weighted(knn.transition_)]

@@ -71,6 +71,15 @@ def dataset_fingerprint(item_keys: Sequence[str], train: TrainingView) -> str:
                        np.concatenate(train.sequences) if train.sequences else np.zeros(0, np.int64))
 
 
+def training_popularity(sequences: Sequence[np.ndarray], n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Interaction counts per item, and counts among each sequence's last 3 items (recency)."""
+    seqs = [np.asarray(s, dtype=np.int64) for s in sequences]
+    empty = np.zeros(0, np.int64)
+    pop = np.bincount(np.concatenate(seqs) if seqs else empty, minlength=n_items)
+    recent = np.bincount(np.concatenate([s[-3:] for s in seqs]) if seqs else empty, minlength=n_items)
+    return pop, recent
+
+
 def _pca(x: np.ndarray, dim: int) -> np.ndarray:
     from sklearn.decomposition import PCA
 
@@ -87,10 +96,7 @@ def build_tables(item_keys: Sequence[str], user_keys: Sequence[str], train: Trai
     n = train.n_items
     if len(item_keys) != n:
         raise InvalidInputError(f"{len(item_keys)} item keys for {n} items", field="item_key")
-    seqs = [np.asarray(s, dtype=np.int64) for s in train.sequences]
-    flat = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
-    pop = np.bincount(flat, minlength=n)
-    recent = np.bincount(np.concatenate([s[-3:] for s in seqs]) if seqs else np.zeros(0, np.int64), minlength=n)
+    pop, recent = training_popularity(train.sequences, n)
     unix = train.last_timestamp is not None
     cutoff = pd.Timestamp(int(train.last_timestamp.max()), unit="s", tz="UTC") if unix and len(train.last_timestamp) else pd.Timestamp(created)
     schema: list[dict[str, str]] = []

@@ -19,7 +19,7 @@ import numpy as np
 from recsage.core.config import ConfigMixin, read_saved_meta
 from recsage.core.errors import InvalidInputError, NotFittedError
 from recsage.datasets.splits import QuerySet, SequenceSet
-from recsage.features.pairs import GROUPS, Candidates, PairFeaturizer, feature_group, generate_candidates
+from recsage.features.pairs import GROUPS, Candidates, PairFeaturizer, feature_group, generate_candidates, group_shares
 from recsage.features.signals import ItemSignals
 from recsage.recmodels.base import check_histories
 from recsage.recmodels.itemknn import ItemKNNRecommender
@@ -169,12 +169,7 @@ class TwoStageRecommender:
 
     def group_importance(self) -> dict[str, float]:
         """Total LightGBM gain per feature group, as shares."""
-        imp = self.ranker_.feature_importance()
-        out: dict[str, float] = {}
-        for n, g in imp.items():
-            out[feature_group(n)] = out.get(feature_group(n), 0.0) + g
-        total = sum(out.values()) or 1.0
-        return {g: v / total for g, v in sorted(out.items(), key=lambda kv: -kv[1])}
+        return group_shares(self.ranker_.feature_importance())
 
     # ---- persistence: a folder; retrievers and the featurizer's kNN saved as their own folders ----
     def save_pretrained(self, directory: str | Path) -> Path:

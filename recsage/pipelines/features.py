@@ -11,7 +11,9 @@ import numpy as np
 from recsage.core.errors import InvalidInputError
 from recsage.datasets import Dataset, Split
 from recsage.features.signals import ItemSignals
-from recsage.features.tables import Signals, TrainingView, build_tables, dataset_fingerprint, load_tables, read_manifest, save_tables
+from recsage.features.tables import (
+    Signals, TrainingView, build_tables, dataset_fingerprint, load_tables, read_manifest, save_tables, training_popularity,
+)
 from recsage.pipelines.data import load_split
 
 NOT_YET = {"lcu": "LCU comment understanding has not landed yet", "cot": "OneReason chains of thought have not landed yet"}
@@ -128,11 +130,8 @@ def item_signals(features: str | Path | None, dataset: Dataset, split: Split) ->
     """The ranking stage's item signals from a feature folder (checked against this dataset and
     split), or behaviour-only signals from the training split when no folder is given."""
     if features is None:
-        seqs = split.train.sequences
-        flat = np.concatenate(seqs) if seqs else np.zeros(0, np.int64)
-        recent = np.concatenate([s[-3:] for s in seqs]) if seqs else np.zeros(0, np.int64)
-        return ItemSignals(split.n_items, np.bincount(flat, minlength=split.n_items).astype(np.float64),
-                           np.bincount(recent, minlength=split.n_items).astype(np.float64))
+        pop, recent = training_popularity(split.train.sequences, split.n_items)
+        return ItemSignals(split.n_items, pop.astype(np.float64), recent.astype(np.float64))
     items, _, manifest = load_tables(features, expected_fingerprint=split_fingerprint(dataset, split))
     return ItemSignals.from_table(items, manifest, file=Path(features) / "items.parquet")
 

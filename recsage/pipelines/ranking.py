@@ -165,7 +165,7 @@ def ablation(retrievers: dict[str, Any], featurizer: PairFeaturizer, split: Spli
              early_stop_share: float = 0.1) -> list[dict[str, Any]]:
     """One candidate set and one feature matrix per query set; a ranker per feature-group step
     (behaviour → + sid → …), so the steps differ only in the columns they may use."""
-    from recsage.features.pairs import feature_group
+    from recsage.features.pairs import feature_group, group_shares
     from recsage.features.two_stage import fit_ranker
 
     valid = build_ranking_data(retrievers, featurizer, split.valid.histories, n_candidates, split.exclude_seen)
@@ -177,11 +177,7 @@ def ablation(retrievers: dict[str, Any], featurizer: PairFeaturizer, split: Spli
         r = fit_ranker(valid, split.valid.targets, names, LambdaRankerConfig(seed=seed, **(ranker or {})), user_ids=split.valid.user_ids, seed=seed,
                        early_stop_share=early_stop_share)
         scores = r.predict(test.columns(names))
-        gain: dict[str, float] = {}
-        for n, g in r.feature_importance().items():
-            gain[feature_group(n)] = gain.get(feature_group(n), 0.0) + g
-        total = sum(gain.values()) or 1.0
         rows.append({"method": f"ranker: {label}", "groups": groups, "n_features": len(names), **ranking_metrics(test, scores, split.test.targets, ks),
                      f"candidate_recall@{n_candidates}": test.candidates.recall(split.test.targets), "best_iteration": r.best_iteration_,
-                     "ranker_seconds": round(time.perf_counter() - t, 1), "gain_share": {g: round(v / total, 4) for g, v in gain.items()}})
+                     "ranker_seconds": round(time.perf_counter() - t, 1), "gain_share": {g: round(v, 4) for g, v in group_shares(r.feature_importance()).items()}})
     return rows

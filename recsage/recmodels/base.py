@@ -38,6 +38,14 @@ def check_histories(histories: Sequence[np.ndarray], n_items: int) -> list[np.nd
     return out
 
 
+def exclude_history(scores: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+    """Sets each history's own items to -inf in its score row (in place), so they are never ranked."""
+    rows = np.repeat(np.arange(len(histories)), [len(h) for h in histories])
+    cols = np.concatenate(histories) if len(histories) else np.empty(0, dtype=np.int64)
+    scores[rows, cols] = -np.inf
+    return scores
+
+
 def register_recommender(name: str):
     return RECOMMENDERS.register(name)
 
@@ -65,7 +73,5 @@ class ScoringRecommender(ABC):
         hist = self._check_histories(histories)
         scores = self.score(hist).astype(np.float64, copy=False)
         if exclude_seen:
-            rows = np.repeat(np.arange(len(hist)), [len(h) for h in hist])
-            cols = np.concatenate(hist) if hist else np.empty(0, dtype=np.int64)
-            scores[rows, cols] = -np.inf
+            exclude_history(scores, hist)
         return top_k(scores, k)

@@ -70,17 +70,9 @@ class ItemKNNRecommender(ScoringRecommender):
         return self
 
     def score(self, histories: list[np.ndarray]) -> np.ndarray:
-        c = self.config
-        rows, cols, vals = [], [], []
-        for i, h in enumerate(histories):
-            h = h[-c.max_history :]
-            w = c.recency_decay ** np.arange(len(h) - 1, -1, -1, dtype=np.float64)
-            rows.append(np.full(len(h), i))
-            cols.append(h)
-            vals.append(w)
         if not histories:
             return np.zeros((0, self.n_items_))
-        q = sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(len(histories), self.n_items_))
+        q = recency_query(histories, self.n_items_, self.config.recency_decay, self.config.max_history)
         scores = np.asarray((q @ self.similarity_).todense())
         # popularity as a tiny tie-breaker, so empty or unknown-neighbourhood histories still rank
         scores += 1e-9 * self.popularity_ / max(self.popularity_.max(), 1.0)
@@ -112,6 +104,20 @@ class ItemKNNRecommender(ScoringRecommender):
             raise InvalidInputError(f"unreadable item-kNN matrices ({e})", file=str(d)) from None
         obj.n_items_ = int(meta["n_items"])
         return obj
+
+
+def recency_query(histories, n_items: int, decay: float, max_history: int) -> sp.csr_matrix:
+    """(n_histories, n_items) sparse weights: the item t steps before the end of the last
+    `max_history` weighs decay ** t (repeats add up)."""
+    rows, cols, vals = [], [], []
+    for i, h in enumerate(histories):
+        h = h[-max_history:]
+        rows.append(np.full(len(h), i))
+        cols.append(h)
+        vals.append(decay ** np.arange(len(h) - 1, -1, -1, dtype=np.float64))
+    if not rows:
+        return sp.csr_matrix((len(histories), n_items))
+    return sp.csr_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(len(histories), n_items))
 
 
 def _keep_top_per_row(m: sp.csr_matrix, k: int) -> sp.csr_matrix:
