@@ -25,8 +25,12 @@ PUBLISHED = [
     {"run": "TIGER (paper)", "dataset": "beauty", "recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384},
     {"run": "SASRec (TIGER's table)", "dataset": "beauty", "recall@5": 0.0387, "ndcg@5": 0.0249, "recall@10": 0.0605, "ndcg@10": 0.0318},
     {"run": "DiffGRM (paper)", "dataset": "beauty", "ndcg@10": 0.0502},
+    {"run": "SASRec + sampled softmax (eSASRec benchmark)", "dataset": "beauty", "recall@10": 0.0921, "ndcg@10": 0.0531},
+    {"run": "eSASRec (paper)", "dataset": "beauty", "recall@10": 0.0928, "ndcg@10": 0.0523},
+    {"run": "SASRec-CE, max len 50 (genrec re-run)", "dataset": "beauty", "recall@10": 0.0851, "ndcg@10": 0.0421},
 ]
-DATA = {"beauty": "amazon-beauty", "scientific": "amazon-scientific"}
+DATA = {"beauty": ("beauty", "amazon-beauty"), "scientific": ("scientific", "amazon-scientific"), "ml100k": ("movielens-100k", "movielens-100k"),
+        "sample": ("scientific", "scientific-sample")}  # the bundled sample (recsage's data/)
 SASREC = {"dim": 64, "max_len": 20, "dropout": 0.3, "lr": 1e-3, "batch_size": 256, "epochs": 200, "patience": 8}
 SASREC_COSINE = {**SASREC, "dropout": 0.2, "lr": 3e-3, "batch_size": 128, "lr_schedule": "cosine", "warmup_steps": 100, "epochs": 18, "patience": 30}
 SASREC_SPARSE = {"dim": 64, "max_len": 20, "dropout": 0.2, "lr": 2e-3, "batch_size": 64, "epochs": 200, "patience": 10}
@@ -49,6 +53,10 @@ RUNS = {
     "sasrec": ("sasrec", None, SASREC, None),
     "sasrec-sparse": ("sasrec", None, SASREC_SPARSE, None),
     "sasrec-cosine": ("sasrec", None, SASREC_COSINE, None),
+    # no settings at all: every value chosen from the data (recmodels.defaults); the session-8 recipe
+    # (padding masked and trimmed, positions on the items' scale, window 50, cosine LR over ≈4000 steps)
+    "sasrec-auto": ("sasrec", None, {}, None),
+    "lazy-auto": ("lazy", "ours:cf:balanced", {}, "cf"),
     "lazy-letter": ("lazy", "published:published", LAZY, None),
     "lazy-letter-cf": ("lazy", "published:published", LAZY, "cf"),
     "tiger-letter": ("tiger", "published:published", TIGER, None),
@@ -73,11 +81,12 @@ def prepared_dir(work: Path, dataset: str) -> Path:
     if not (out / "dataset.json").exists():
         from recsage.pipelines import prepare_dataset
 
-        prepare_dataset(dataset, require_shared() / DATA[dataset], out)
+        kind, folder = DATA[dataset]
+        prepare_dataset(kind, REPO / "data" / folder if dataset == "sample" else require_shared() / folder, out)
     return out
 
 
-def one(dataset: str, name: str, seed: int, minutes: float, work: Path, threads: int = 2) -> dict:
+def one(dataset: str, name: str, seed: int, minutes: float, work: Path, threads: int = 2, protocol: str = "loo") -> dict:
     import torch
 
     from recsage.datasets import Dataset
@@ -98,7 +107,7 @@ def one(dataset: str, name: str, seed: int, minutes: float, work: Path, threads:
         if not (out / "sids.parquet").exists():
             build_semantic_ids(Dataset.load(prepared), method=qmethod, source=source, levels=3, codes=256, collision="reassign", out=out)
         sid = str(out)
-    ds, split = load_split(prepared, "loo")  # Amazon LOO data has sequence order only: chrono811 does not apply
+    ds, split = load_split(prepared, protocol)  # Amazon data has sequence order only: chrono811 applies to MovieLens
     # collaborative side information through the one side-info hook: co-occurrence SVD of the
     # *training* sequences only (no validation/test item leaks into it)
     side_features = collaborative_vectors(split.train.sequences, split.n_items, dim=64) if side == "cf" else None
@@ -106,7 +115,7 @@ def one(dataset: str, name: str, seed: int, minutes: float, work: Path, threads:
     shutil.rmtree(run_dir, ignore_errors=True)  # a fresh run: never resume a checkpoint of older code
     t = time.perf_counter()
     _, row = train_recommender(method, prepared, sid=sid, seed=seed, ks=(5, 10, 20), dataset=ds, split=split, side_features=side_features,
-                               out=run_dir, **params)
+                               out=run_dir, adapt_defaults=name.endswith("-auto"), **params)
     row.update({"run": name, "sid": sid_spec, "side": side, "minutes_cap": minutes if method in ("sasrec", "lazy", "tiger") else None, "threads": threads,
                 "seconds": round(time.perf_counter() - t, 1), "peak_mb": round(rss_mb())})
     return row
@@ -119,6 +128,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=15)
     ap.add_argument("--threads", type=int, default=2, help="torch threads per run (2 = the whole machine)")
     ap.add_argument("--results", default="bench_recmodels", help="results file name (exploratory runs: another name)")
+    ap.add_argument("--protocol", default="loo", help="loo | chrono811 (datasets with timestamps)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", default=str(REPO / ".recsage" / "bench"))
@@ -127,7 +137,7 @@ def main() -> None:
     if a.one:
         spec, seed = a.one.split(":")
         dataset, name = spec.split("/")
-        Path(a.out).write_text(json.dumps(one(dataset, name, int(seed), a.minutes, work, a.threads)))
+        Path(a.out).write_text(json.dumps(one(dataset, name, int(seed), a.minutes, work, a.threads, a.protocol)))
         return
     results_path = REPO / "benchmarks" / "results" / f"{a.results}.json"
     rows = json.loads(results_path.read_text()) if results_path.exists() else []
@@ -140,16 +150,50 @@ def main() -> None:
             run_spec, minutes = f"{head}:{seed}", float(mins)
         with tempfile.NamedTemporaryFile(suffix=".json") as f:
             subprocess.run([sys.executable, __file__, "--one", run_spec, "--out", f.name, "--minutes", str(minutes), "--workdir", str(work),
-                            "--threads", str(a.threads)], check=True)
+                            "--threads", str(a.threads), "--protocol", a.protocol], check=True)
             row = json.loads(Path(f.name).read_text())
         same = ("run", "dataset", "seeds", "protocol")
         rows = [r for r in rows if any(r.get(k) != row.get(k) for k in same)] + [row]
         write_results(a.results, rows)  # after every run: a long benchmark keeps what it finished
     cols = ["run", "protocol", "sid", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "coverage@10", "train_seconds", "epochs_run", "ms_per_user", "peak_mb"]
-    for dataset in ("beauty", "scientific"):
+    for dataset in DATA:
         these = [r for r in rows if r.get("dataset") == dataset]
         if these:
-            print_table(these + [r for r in PUBLISHED if r["dataset"] == dataset], cols, f"{dataset}, leave-one-out, full ranking, seen items excluded")
+            print_table(these + [r for r in PUBLISHED if r["dataset"] == dataset], cols, f"{dataset}, full ranking, seen items excluded (loo)")
+    means = seed_means(rows)
+    print_table(means, ["dataset", "protocol", "run", "n_seeds", "recall@10", "ndcg@10", "train_seconds"], "mean ± std over seeds")
+    print_table(defaults_gap(means), ["dataset", "protocol", "popularity", "itemknn", "sasrec-auto", "beats popularity", "gap to item-kNN"],
+                "default-config SASRec (no --set) against popularity and item-kNN, N@10")
+
+
+def seed_means(rows: list[dict]) -> list[dict]:
+    """One row per (dataset, protocol, run): mean ± std of the seeds' metrics."""
+    import numpy as np
+
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r.get("dataset"), r.get("protocol"), r.get("run")), []).append(r)
+    out = []
+    for (dataset, protocol, run), rs in sorted(groups.items(), key=lambda kv: tuple(map(str, kv[0]))):
+        row = {"dataset": dataset, "protocol": protocol, "run": run, "n_seeds": len(rs), "train_seconds": round(float(np.mean([r.get("train_seconds", 0) for r in rs])))}
+        for m in ("recall@10", "ndcg@10"):
+            v = np.array([r[m] for r in rs])
+            row[m] = f"{v.mean():.4f} ±{v.std():.4f}" if len(v) > 1 else f"{v.mean():.4f}"
+            row[f"{m}_mean"] = float(v.mean())
+        out.append(row)
+    return out
+
+
+def defaults_gap(means: list[dict]) -> list[dict]:
+    by = {(m["dataset"], m["protocol"], m["run"]): m["ndcg@10_mean"] for m in means}
+    out = []
+    for dataset, protocol in sorted({(m["dataset"], m["protocol"]) for m in means}, key=str):
+        pop, knn, auto = (by.get((dataset, protocol, r)) for r in ("popularity", "itemknn", "sasrec-auto"))
+        if auto is None:
+            continue
+        out.append({"dataset": dataset, "protocol": protocol, "popularity": pop, "itemknn": knn, "sasrec-auto": auto,
+                    "beats popularity": None if pop is None else auto > pop, "gap to item-kNN": None if knn is None else f"{(auto / knn - 1):+.1%}"})
+    return out
 
 
 if __name__ == "__main__":

@@ -68,3 +68,26 @@ def test_push_cli_errors_are_one_line(tmp_path):
 def test_tagcf_cli_needs_tags(tmp_path):
     r = runner.invoke(app, ["tagcf", "graph", "--data", str(tmp_path), "--tags", str(tmp_path), "--out", str(tmp_path / "g")])
     assert r.exit_code == 2 and "error:" in r.output
+
+
+def test_train_with_no_settings_chooses_them_from_the_data_and_says_why(tmp_path, bundled_data):
+    """`recsage train sasrec` with only a step cap: the other values come from the data and the
+    run's report lists each with its reason; `--fixed-defaults` turns that off."""
+    from recsage.pipelines import prepare_dataset
+
+    prepare_dataset("scientific", bundled_data / "scientific-sample", tmp_path / "sci")
+    r = runner.invoke(app, ["train", "sasrec", "--data", str(tmp_path / "sci"), "--out", str(tmp_path / "run"), "--set", "epochs=2",
+                            "--set", "progress=false"])
+    assert r.exit_code == 0, r.output
+    assert "settings chosen from the data" in r.output
+    row = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    chosen = row["defaults"]["chosen"]
+    assert chosen["epochs"] == {"value": 2, "reason": "set by you"}
+    assert chosen["max_len"]["value"] >= 50 and "90% of training sequences" in chosen["max_len"]["reason"]
+    assert row["defaults"]["profile"]["n_sequences"] > 0 and row["stopped_by_time"] is False
+    saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text())["params"]
+    assert saved["max_len"] == chosen["max_len"]["value"] and saved["mask_padding"] is True
+    r = runner.invoke(app, ["train", "sasrec", "--data", str(tmp_path / "sci"), "--out", str(tmp_path / "fixed"), "--set", "epochs=1",
+                            "--set", "progress=false", "--fixed-defaults"])
+    assert r.exit_code == 0, r.output
+    assert "defaults" not in json.loads((tmp_path / "fixed" / "metrics.json").read_text())

@@ -305,6 +305,7 @@ def train_cmd(
     tag_features: bool = typer.Option(False, "--tag-features", help="feed TagCF graph item features through the side-info hook"),
     cf_features: bool = typer.Option(False, "--cf-features", help="feed collaborative item vectors (co-occurrence SVD of the training sequences) through the side-info hook"),
     set_: list[str] = typer.Option([], "--set", help="config override, e.g. --set epochs=20 --set dim=64"),
+    fixed_defaults: bool = typer.Option(False, "--fixed-defaults", help="use the config classes' fixed defaults instead of values chosen from the data"),
 ) -> None:
     """Train with early stopping on validation NDCG@10 (resumes from OUT/checkpoints), then score the test split.
     Under `torchrun` the ranks train data-parallel (gloo on CPU, nccl on GPU); rank 0 evaluates and saves."""
@@ -334,9 +335,13 @@ def train_cmd(
             ds, split = load_split(data, protocol)
             extra = {"dataset": ds, "split": split}
         extra["side_features"] = collaborative_vectors(extra["split"].train.sequences, extra["split"].n_items, dim=64)
-    _, row = train_recommender(method, data, protocol=protocol, sid=sid, out=out, seed=seed, **extra, **_parse_params(set_))
+    _, row = train_recommender(method, data, protocol=protocol, sid=sid, out=out, seed=seed, adapt_defaults=not fixed_defaults, **extra,
+                               **_parse_params(set_))
     if dist_info()[0] != 0:
         return
+    if row.get("defaults"):
+        chosen = [{"setting": k, "value": v["value"], "why": v["reason"]} for k, v in row["defaults"]["chosen"].items()]
+        _print_rows(chosen, ["setting", "value", "why"], "settings chosen from the data (override with --set KEY=VALUE)")
     cols = ["method", "protocol", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "train_seconds", "ms_per_user"]
     _print_rows([row], cols, f"{method} on {data}")
     console.print(f"[green]saved[/] {out}")

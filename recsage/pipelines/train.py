@@ -17,6 +17,7 @@ from recsage.evaluation import evaluate
 from recsage.pipelines.data import load_split
 from recsage.pipelines.sid import published_sid_table
 from recsage.recmodels import RECOMMENDERS, SASRec, SASRecConfig, TagCFConfig, TagCFRecommender
+from recsage.recmodels.defaults import adapt_params
 from recsage.recmodels.generative import GenerativeConfig, GenerativeSIDRecommender
 from recsage.tokenizers import SIDTable
 
@@ -65,10 +66,16 @@ def build_model(method: str, dataset: Dataset, *, sid: str | None = None, seed: 
 def train_recommender(method: str, prepared: str | Path, *, protocol: str = "loo", sid: str | None = None, out: str | Path | None = None,
                       seed: int = 0, ks: tuple[int, ...] = (5, 10, 20), side_features: np.ndarray | None = None, split: Split | None = None,
                       dataset: Dataset | None = None, item_tags: np.ndarray | None = None, logic: np.ndarray | None = None,
-                      **params: Any) -> tuple[Any, dict[str, Any]]:
-    """Fits on the split's training part (early stopping on validation), scores the test part."""
+                      adapt_defaults: bool = True, **params: Any) -> tuple[Any, dict[str, Any]]:
+    """Fits on the split's training part (early stopping on validation), scores the test part.
+
+    With `adapt_defaults` (the default) every torch-model setting not in `params` is chosen from
+    the training data (`recmodels.defaults`); the row's `defaults` says which values and why."""
     if split is None or dataset is None:
         dataset, split = load_split(prepared, protocol)
+    defaults: dict[str, Any] = {}
+    if adapt_defaults:
+        params, defaults = adapt_params(method, split.train, params)
     set_seed(seed)
     ckpt = str(Path(out) / "checkpoints") if out else None
     model = build_model(method, dataset, sid=sid, seed=seed, checkpoint_dir=ckpt, side_features=side_features,
@@ -91,8 +98,11 @@ def train_recommender(method: str, prepared: str | Path, *, protocol: str = "loo
     if hasattr(model, "train_result_"):
         row["best_epoch"] = model.train_result_.best_epoch
         row["epochs_run"] = model.train_result_.epochs_run
+        row["stopped_by_time"] = model.train_result_.stopped_by_time
     if method in ("tiger", "lazy"):
         row["beam_size"] = model.config.beam_size
+    if defaults:
+        row["defaults"] = defaults
     if out:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)

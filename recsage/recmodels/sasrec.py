@@ -16,7 +16,7 @@ from recsage.core.errors import InvalidInputError
 from recsage.datasets.splits import QuerySet, SequenceSet
 from recsage.evaluation import evaluate
 from recsage.recmodels.base import ScoringRecommender, register_recommender
-from recsage.recmodels.layers import CausalEncoder, ItemEncoder, left_pad
+from recsage.recmodels.layers import CausalEncoder, ItemEncoder, left_pad, trim_padding
 from recsage.recmodels.trainer import Trainer, TrainerConfig, TrainResult
 
 FORMAT_VERSION = 1
@@ -39,6 +39,8 @@ class SASRecConfig(ConfigMixin):
     max_train_seconds: float | None = None
     lr_schedule: str = "constant"  # or "cosine": decays over `epochs` (set epochs to what the budget allows)
     warmup_steps: int = 0
+    valid_users: int | None = None  # early-stop on this many validation users (a fixed seeded sample); None: all
+    mask_padding: bool = True  # hide left padding as attention keys (False: the session-2 behaviour, padding only zeroed)
     progress: bool = True
 
 
@@ -46,7 +48,7 @@ class SASRecModule(nn.Module):
     def __init__(self, n_items: int, config: SASRecConfig, side_features: np.ndarray | None = None) -> None:
         super().__init__()
         self.items = ItemEncoder(n_items, config.dim, side_features)
-        self.encoder = CausalEncoder(config.dim, config.n_layers, config.n_heads, config.max_len, config.dropout)
+        self.encoder = CausalEncoder(config.dim, config.n_layers, config.n_heads, config.max_len, config.dropout, mask_padding=config.mask_padding)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, L) shifted ids → (B, L, dim) hidden states."""
@@ -75,6 +77,19 @@ def training_windows(sequences: list[np.ndarray], max_len: int) -> tuple[np.ndar
     return np.stack(xs), np.stack(ys)
 
 
+def length_buckets(order: np.ndarray, lengths: np.ndarray, batch_size: int, rng: np.random.Generator, chunk: int = 64) -> np.ndarray:
+    """A shuffled order in which each batch holds windows of similar length: `order` is cut into
+    chunks of `chunk` batches, each chunk sorted by length and split into batches, and the batches
+    are shuffled — still random across epochs, with little padding per batch."""
+    span = batch_size * chunk
+    groups = []
+    for lo in range(0, len(order), span):
+        part = order[lo : lo + span]
+        part = part[np.argsort(lengths[part], kind="stable")]
+        groups += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    return np.concatenate([groups[i] for i in rng.permutation(len(groups))])
+
+
 @register_recommender("sasrec")
 class SASRec(ScoringRecommender):
     def __init__(self, config: SASRecConfig | None = None, *, side_features: np.ndarray | None = None, checkpoint_dir: str | None = None) -> None:
@@ -97,15 +112,23 @@ class SASRec(ScoringRecommender):
         self.popularity_ = counts
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
+        lengths = (x != 0).sum(axis=1)
+
         def batches(epoch: int):
-            order = np.random.default_rng([c.seed, epoch]).permutation(len(xt))
+            rng = np.random.default_rng([c.seed, epoch])
+            order = rng.permutation(len(xt))
+            if c.mask_padding:  # similar lengths share a batch, so trimming its padding saves the most
+                order = length_buckets(order, lengths, c.batch_size, rng)
             for lo in range(0, len(order), c.batch_size):
                 idx = torch.from_numpy(order[lo : lo + c.batch_size])
-                yield xt[idx], yt[idx]
+                yield trim_padding(xt[idx], yt[idx]) if c.mask_padding else (xt[idx], yt[idx])
 
         def loss(model: nn.Module, batch) -> torch.Tensor:
             inp, tgt = batch
             return self._loss(model(inp), tgt)
+
+        if valid is not None and c.valid_users and len(valid) > c.valid_users:
+            valid = valid.subset(np.sort(np.random.default_rng(c.seed).choice(len(valid), c.valid_users, replace=False)))
 
         def validate() -> float:
             return evaluate(self, valid, (10,), n_items=self.n_items_, exclude_seen=exclude_seen, progress=False)["ndcg@10"]
@@ -137,6 +160,8 @@ class SASRec(ScoringRecommender):
         with torch.no_grad():
             for lo in range(0, len(histories), 512):
                 ids = left_pad(histories[lo : lo + 512], self.config.max_len)
+                if self.config.mask_padding:
+                    ids = trim_padding(ids)[0]
                 h = self.module_(ids)[:, -1]
                 out[lo : lo + 512] = self._scores(h).numpy()
         if cold.any():  # no history: popularity, and say so
@@ -180,7 +205,8 @@ class SASRec(ScoringRecommender):
         meta = read_saved_meta(d, cls.saved_class, FORMAT_VERSION)
         state = load_file(str(d / "model.safetensors"))
         side = state.get("items.side")
-        obj = cls._from_saved(cls.config_class.from_dict(meta["params"]), state, None if side is None else side[1:].numpy())
+        params = {"mask_padding": False, **meta["params"]}  # saved before the padding mask existed: trained without it
+        obj = cls._from_saved(cls.config_class.from_dict(params), state, None if side is None else side[1:].numpy())
         obj._build(meta["n_items"])
         obj.popularity_ = state.pop("popularity").numpy()
         obj.module_.load_state_dict(state)
