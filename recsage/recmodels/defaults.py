@@ -4,7 +4,7 @@ nobody tuned for.
 Fixed defaults tuned on Beauty failed elsewhere: on a small new dataset default SASRec collapsed to
 a few dozen popular items (too few optimiser steps), and a fixed 200-step warm-up covered a third
 of a small run. Here every value the user did not set is derived from the training sequences —
-window length from the sequence lengths, dropout from interactions per item, batch size and
+window length from the sequence lengths, batch size and
 epochs from the number of optimiser steps the data gives — and returned with the reason, which
 the run's report (`metrics.json`) records.
 """

@@ -153,17 +153,20 @@ class SASRec(ScoringRecommender):
         """(B, dim) last hidden states → (B, n_items) ranking scores."""
         return h @ self.module_.items.all_items().T
 
+    def _last_hidden(self, histories: list[np.ndarray]) -> torch.Tensor:
+        """(B, dim) hidden state after each history's newest item (padding trimmed when masked)."""
+        ids = left_pad(histories, self.config.max_len)
+        if self.config.mask_padding:
+            ids = trim_padding(ids)[0]
+        return self.module_(ids)[:, -1]
+
     def score(self, histories: list[np.ndarray]) -> np.ndarray:
         self.module_.eval()
         out = np.empty((len(histories), self.n_items_), dtype=np.float32)
         cold = np.array([len(h) == 0 for h in histories])
         with torch.no_grad():
             for lo in range(0, len(histories), 512):
-                ids = left_pad(histories[lo : lo + 512], self.config.max_len)
-                if self.config.mask_padding:
-                    ids = trim_padding(ids)[0]
-                h = self.module_(ids)[:, -1]
-                out[lo : lo + 512] = self._scores(h).numpy()
+                out[lo : lo + 512] = self._scores(self._last_hidden(histories[lo : lo + 512])).numpy()
         if cold.any():  # no history: popularity, and say so
             out[cold] = self.popularity_ / self.popularity_.max()
         self.cold_fallbacks_ = int(cold.sum())

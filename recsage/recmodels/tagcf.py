@@ -108,16 +108,12 @@ class TagCFRecommender(SASRec):
 
     def user_tag_scores(self, histories: list[np.ndarray]) -> np.ndarray:
         """(n_users, n_tags) tag probabilities for the next item — the model's role identification."""
-        from recsage.recmodels.layers import left_pad, trim_padding
-
         self._check_fitted()
         self.module_.eval()
         out = []
         with torch.no_grad():
             for lo in range(0, len(histories), 512):
-                ids = left_pad(histories[lo : lo + 512], self.config.max_len)
-                h = self.module_(trim_padding(ids)[0] if self.config.mask_padding else ids)[:, -1]
-                out.append(self.tag_probabilities(h).numpy())
+                out.append(self.tag_probabilities(self._last_hidden(histories[lo : lo + 512])).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.item_tags.shape[1]), np.float32)
 
     # ---- persistence: SASRec's, plus the tag and logic matrices ----
