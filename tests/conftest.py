@@ -97,3 +97,32 @@ def launch_server():
 @pytest.fixture
 def unused_port() -> int:
     return free_port()
+
+
+def scripted_comment_labels(messages) -> str:
+    """A scripted teacher for unit tests: a fixed rule on the comment text, not an LLM."""
+    import json
+
+    text = messages[-1]["content"].split('<data name="comment">')[-1].lower()
+    return json.dumps({"kind": "question" if "?" in text else "answer", "sentiment": "positive" if "thank" in text or "!" in text else "neutral",
+                       "stance": "neutral", "informative": 2 if len(text) > 200 else 0, "humor": "lol" in text, "relevance": 2,
+                       "topics": ["essays"] if "essay" in text else ["other"]})
+
+
+@pytest.fixture(scope="session")
+def lcu_work(shared_data, tmp_path_factory):
+    """An LCU work folder on the 150 most recent real Reddit threads: scripted teacher labels
+    (unit-test only), the real student, a one-epoch engagement model."""
+    from recsage.datasets.comment_sections import SectionConfig
+    from recsage.knowledge.lcu.annotate import CommentAnnotator, annotate_comments_batch
+    from recsage.llm.scripted import ScriptedBackend
+    from recsage.pipelines.lcu import lcu_distill, lcu_train, teacher_sample, work_sections
+    from recsage.recmodels.engagement import EngagementConfig
+
+    out = tmp_path_factory.mktemp("lcu") / "a2c"
+    data = shared_data / "reddit-college-comments"
+    sections = work_sections(data, out, config=SectionConfig(max_threads=150))
+    annotate_comments_batch(CommentAnnotator(ScriptedBackend(scripted_comment_labels)), teacher_sample(sections, 60), out / "teacher", progress=False)
+    lcu_distill(data, out)
+    lcu_train(data, out, EngagementConfig(epochs=1), progress=False)
+    return out

@@ -54,6 +54,11 @@ def test_demo_runs_on_bundled_sample(tmp_path, bundled_data):
     assert "PushGen" in r.output and "held-out accuracy" in r.output
     assert "Semantic IDs" in r.output and "<a_" in r.output
     assert "Feature tables" in r.output and "Ranking stage" in r.output and "the score by" in r.output
+    assert "LCU" in r.output
+    from recsage.pipelines.demo import shared_reddit_dir
+
+    if shared_reddit_dir() is not None:  # the Reddit threads are beside the clone: the LCU step ran
+        assert "engagement model (test): AUC" in r.output and "committed teacher labels" in r.output
 
 
 def test_push_cli_errors_are_one_line(tmp_path):

@@ -121,3 +121,24 @@ def feature_overview(folder: str) -> dict:
 @st.cache_data(show_spinner=False)
 def ranker_importance(model_dir: str) -> object:
     return explore.ranker_group_importance(model_dir)
+
+
+def lcu_folders() -> dict:
+    """LCU work folders (with sections.json) under the workspace's lcu/ and the demo's output."""
+    roots = [WORKSPACE / "lcu", Path(".recsage") / "demo" / "lcu"]
+    found = {}
+    for root in roots:
+        if (root / "sections.json").exists():
+            found[str(root)] = str(root)
+        if root.exists():
+            for d in sorted(root.iterdir()):
+                if (d / "sections.json").exists():
+                    found[str(d)] = str(d)
+    return found
+
+
+@st.cache_resource(show_spinner="Opening the LCU folder (sections, labels, model)…")
+def comments_view(folder: str):
+    from recsage.pipelines.lcu import open_comments
+
+    return open_comments(folder)

@@ -17,6 +17,7 @@ pages = [
     st.Page(str(HERE / "pages" / "role_graph.py"), title="Role graph", icon="🕸️"),
     st.Page(str(HERE / "pages" / "tagging.py"), title="Tagging", icon="🏷️"),
     st.Page(str(HERE / "pages" / "push_studio.py"), title="Push studio", icon="📣"),
+    st.Page(str(HERE / "pages" / "comments.py"), title="Comments", icon="🗨️"),
     st.Page(str(HERE / "pages" / "llm_playground.py"), title="LLM playground", icon="💬"),
     st.Page(str(HERE / "pages" / "runs.py"), title="Runs", icon="📈"),
 ]

@@ -160,6 +160,22 @@ def demo(
         console.print(f"  item: {pu['item']}")
         for c in pu["copies"]:
             console.print(f"  {c['style']}: {c['chosen']!r}  ({c['passed']}/{c['candidates']} candidates passed the filters)")
+    if "lcu" in report:
+        lc = report["lcu"]
+        if "skipped" in lc:
+            console.print(f"\n[bold]LCU[/] skipped: {lc['skipped']}")
+        else:
+            console.print(f"\n[bold]LCU[/] on {lc['sections']['examples']} Reddit (user, thread) examples {lc['sections']['per_split']}: "
+                          f"{lc['model']} labelled {len(lc['live_labels'])} comments live; the student learned from {lc['student']['teacher_labels']} committed teacher labels")
+            for r in lc["live_labels"]:
+                console.print(f"  {r['comment']!r}: {r['kind']}, {r['sentiment']}, informative {r['informative']}, relevance {r['relevance']}, topics {r['topics']}"
+                              if r["status"] == "ok" else f"  {r['comment']!r}: failed")
+            te = lc["test"]
+            console.print(f"  engagement model (test): AUC {te['auc']:.3f}, XAUC {te['xauc']:.3f}, RMSE {te['rmse']:.1f} min; "
+                          f"reply ranking nDCG@1 {te['user_ndcg@1']:.3f}, upvote ranking nDCG@1 {te['popular_ndcg@1']:.3f}")
+            if lc["explained"]:
+                ex = lc["explained"]
+                console.print(f"  user {ex['user']}: predicted {ex['predicted_minutes']:.1f} min (actual {ex['actual_minutes']:.1f}); {ex['reasons']}")
     sid = report["sid"]
     console.print(
         f"\n[bold]Semantic IDs[/] (RQ-KMeans 3x64 on MiniLM text embeddings): collision rate before dedup {sid['collision_rate']:.2%}, "

@@ -47,8 +47,10 @@ def load_reddit_comments(path: str | Path, *, report: ValidationReport | None = 
     comments = comments.loc[known].reset_index(drop=True)
     items = items_table(
         [
-            {"raw_id": str(t), "title": str(ti), "description": "" if pd.isna(tx) else str(tx), "created": c, "upvotes": u}
-            for t, ti, tx, c, u in zip(threads["thread_id"], threads["title"], threads["text"], threads["created"], threads["upvotes"])
+            {"raw_id": str(t), "title": str(ti), "description": "" if pd.isna(tx) else str(tx), "created": c, "upvotes": u,
+             "author": None if pd.isna(a) else str(a)}
+            for t, ti, tx, c, u, a in zip(threads["thread_id"], threads["title"], threads["text"], threads["created"], threads["upvotes"],
+                                          threads["author"] if "author" in threads else [None] * len(threads))
         ],
         item_map,
     )
@@ -65,14 +67,29 @@ def load_reddit_comments(path: str | Path, *, report: ValidationReport | None = 
             "n_direct_replies": pd.to_numeric(comments["n_direct_replies"]).fillna(0).astype(np.int64),
         }
     )
+    users, interactions = _commenters(out)
     return Dataset(
         name="reddit-college",
         items=items,
+        users=users,
+        interactions=interactions,
         comments=out,
         meta={"source": str(folder), "loader": "reddit-comments", "timestamp_kind": "unix",
               "licence": "none stated (Reddit user content): internal research only, never redistribute",
               "validation": report.to_dict()},
     )
+
+
+def _commenters(comments: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Users = known comment authors; an interaction = a user's first comment in a thread (its
+    time), so the threads also form a recommendation dataset (which thread will a user join next)."""
+    known = comments[comments["user"].notna() & ~comments["user"].isin(["[deleted]", ""])]
+    first = known.groupby(["user", "item_id"], sort=False)["created"].min().reset_index()
+    user_map = index_ids(first["user"].astype(str).drop_duplicates().sort_values(), numeric=False)
+    users = pd.DataFrame({"user_id": np.arange(len(user_map), dtype=np.int64), "raw_id": list(user_map)})
+    inter = pd.DataFrame({"user_id": first["user"].astype(str).map(user_map).astype(np.int64), "item_id": first["item_id"].astype(np.int64),
+                          "timestamp": first["created"].astype(np.int64), "rating": np.nan})
+    return users, inter.sort_values(["user_id", "timestamp", "item_id"], kind="stable").reset_index(drop=True)
 
 
 def load_youtube_comments(path: str | Path, *, report: ValidationReport | None = None) -> Dataset:

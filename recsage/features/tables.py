@@ -55,6 +55,9 @@ class Signals:
     tagcf_meta: dict[str, Any] = field(default_factory=dict)
     reward_scores: np.ndarray | None = None
     reward_meta: dict[str, Any] = field(default_factory=dict)
+    lcu_items: pd.DataFrame | None = None  # index item_id; columns of knowledge.lcu.aggregates.COLUMNS
+    lcu_columns: dict[str, tuple[str, str]] = field(default_factory=dict)  # column → (type, meaning)
+    lcu_meta: dict[str, Any] = field(default_factory=dict)
 
 
 def fingerprint(*parts: Any) -> str:
@@ -177,6 +180,18 @@ def build_tables(item_keys: Sequence[str], user_keys: Sequence[str], train: Trai
         items["reward_title"] = r.astype(np.float32)
         describe("items", "reward_title", "float32", "reward", "recsage.generation.pushgen", "PushGen reward-model score of the item title as push copy")
         groups["reward"] = {"component": "recsage.generation.pushgen", "columns": ["reward_title"], **signals.reward_meta}
+
+    if signals.lcu_items is not None:
+        agg = signals.lcu_items.reindex(np.arange(n))
+        for c, (t, meaning) in signals.lcu_columns.items():
+            if t == "int64":
+                items[c] = agg[c].fillna(0).astype(np.int64).to_numpy()
+            elif t.startswith("list"):
+                items[c] = [list(v) if isinstance(v, (list, np.ndarray)) else [] for v in agg[c]]
+            else:
+                items[c] = agg[c].astype(np.float32).to_numpy()
+            describe("items", c, t, "lcu", "recsage.knowledge.lcu", meaning)
+        groups["lcu"] = {"component": "recsage.knowledge.lcu", "columns": list(signals.lcu_columns), **signals.lcu_meta}
 
     users = _user_table(user_keys, train, signals, items, cutoff, created, describe)
     absent = {g: (absent_reasons or {}).get(g, "not given") for g in OPTIONAL_GROUPS if g not in groups}

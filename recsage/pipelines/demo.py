@@ -29,6 +29,15 @@ def bundled_data_dir() -> Path:
     return here
 
 
+def shared_reddit_dir() -> Path | None:
+    """The Reddit threads beside the clone (never bundled: the data states no licence)."""
+    import os
+
+    root = Path(os.environ.get("RECSAGE_SHARED_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
+    folder = root / "reddit-college-comments"
+    return folder if (folder / "comments.csv.gz").exists() else None
+
+
 def run_demo(data_dir: str | Path | None = None, out_dir: str | Path = ".recsage/demo", *, llm: LLMConfig | None = None, n_llm_items: int = 6) -> dict[str, Any]:
     data_dir = Path(data_dir) if data_dir else bundled_data_dir()
     out_dir = Path(out_dir)
@@ -53,6 +62,17 @@ def run_demo(data_dir: str | Path | None = None, out_dir: str | Path = ".recsage
         t = time.perf_counter()
         report["push"] = demo_push_copy(ds, Dataset.load(out_dir / "upworthy"), out_dir / "push", cfg)
         report["steps"].append(("PushGen: reward model on the Upworthy sample + copy for one item", time.perf_counter() - t))
+
+        reddit = shared_reddit_dir()
+        t = time.perf_counter()
+        if reddit is not None:
+            from recsage.pipelines.lcu import demo_lcu
+
+            report["lcu"] = demo_lcu(reddit, out_dir / "lcu", Path(__file__).resolve().parents[2] / "benchmarks" / "results" / "lcu-teacher", llm=cfg)
+            report["steps"].append(("LCU: live LLM comment labels, student from the committed teacher labels, engagement model", time.perf_counter() - t))
+        else:
+            report["lcu"] = {"skipped": "Reddit threads not found beside the clone (../shared/data/reddit-college-comments or "
+                                        "RECSAGE_SHARED_DATA); they are never bundled (no licence)"}
 
     t = time.perf_counter()
     table, sid_report = build_semantic_ids(ds, method="rqkmeans", source="text", levels=3, codes=64, collision="suffix", out=out_dir / "sid")

@@ -16,7 +16,7 @@ from recsage.features.tables import (
 )
 from recsage.pipelines.data import load_split
 
-NOT_YET = {"lcu": "LCU comment understanding has not landed yet", "cot": "OneReason chains of thought have not landed yet"}
+NOT_YET = {"cot": "OneReason chains of thought have not landed yet"}
 
 
 def training_view(dataset: Dataset, split: Split) -> TrainingView:
@@ -40,7 +40,8 @@ def has_item_text(dataset: Dataset) -> bool:
 
 
 def gather_signals(dataset: Dataset, split: Split, *, sid: str | Path | None = None, tags: str | Path | None = None,
-                   reward: str | Path | None = None, text: bool | None = None, embedder=None) -> tuple[Signals, dict[str, str]]:
+                   reward: str | Path | None = None, lcu: str | Path | None = None, text: bool | None = None,
+                   embedder=None) -> tuple[Signals, dict[str, str]]:
     """Collects each signal from the component that produces it; returns (signals, why-absent)."""
     sig, absent = Signals(), {}
     if sid:
@@ -75,8 +76,42 @@ def gather_signals(dataset: Dataset, split: Split, *, sid: str | Path | None = N
         sig.reward_meta = {"model": meta.get("class"), "source": str(reward)}
     else:
         absent["reward"] = "no --reward model given"
+    if lcu:
+        _lcu_signals(dataset, split, Path(lcu), sig)
+    else:
+        absent["lcu"] = "no --lcu folder given"
     absent.update(NOT_YET)
     return sig, absent
+
+
+def _lcu_signals(dataset: Dataset, split: Split, lcu_dir: Path, sig: Signals) -> None:
+    """Comment-section aggregates of the student's labels, from comments created up to the end of
+    the training split (a later comment is the future for this split)."""
+    import pandas as pd
+
+    from recsage.knowledge.lcu.aggregates import COLUMNS, thread_aggregates
+
+    path = lcu_dir / "comment_labels.parquet"
+    if not path.exists():
+        raise InvalidInputError("no LCU comment labels here: run `recsage lcu annotate` and `recsage lcu distill` first", file=str(path))
+    if dataset.comments is None:
+        raise InvalidInputError(f"dataset {dataset.name!r} has no comments: LCU features need data prepared from the same comment threads", field="lcu")
+    labels = pd.read_parquet(path)
+    com = dataset.comments.assign(comment_id=dataset.comments["comment_id"].astype(str)).set_index("comment_id")
+    labels = labels[labels["comment_id"].astype(str).isin(com.index)].copy()
+    if not len(labels):
+        raise InvalidInputError(f"none of the labelled comments belong to dataset {dataset.name!r}", file=str(path))
+    labels["item_id"] = com.loc[labels["comment_id"].astype(str), "item_id"].to_numpy()
+    train = training_view(dataset, split)
+    cutoff = int(train.last_timestamp.max()) if train.last_timestamp is not None and len(train.last_timestamp) else None
+    sig.lcu_items = thread_aggregates(labels, com.loc[labels["comment_id"].astype(str), "created"].to_numpy(), cutoff=cutoff)
+    sig.lcu_columns = dict(COLUMNS)
+    teacher = lcu_dir / "teacher" / "meta.json"
+    tmeta = json.loads(teacher.read_text()) if teacher.exists() else {}
+    distill = json.loads((lcu_dir / "distill.json").read_text()) if (lcu_dir / "distill.json").exists() else {}
+    sig.lcu_meta = {"llm_model": tmeta.get("model"), "prompt_version": tmeta.get("prompt"), "vocabulary_version": tmeta.get("layout"),
+                    "teacher_labels": distill.get("teacher_labels"), "labelled_by": "MiniLM student distilled from the LLM teacher",
+                    "cutoff_unix": cutoff, "source": str(lcu_dir)}
 
 
 def _tagcf_signals(dataset: Dataset, split: Split, tags_dir: Path, sig: Signals) -> None:
@@ -108,16 +143,15 @@ def build_features(prepared: str | Path, out: str | Path, *, protocol: str = "lo
                    reward: str | Path | None = None, lcu: str | Path | None = None, cot: str | Path | None = None, text: bool | None = None,
                    embedder=None) -> dict[str, Any]:
     """`recsage features build`: items.parquet, users.parquet and manifest.json under `out`."""
-    for name, given in (("lcu", lcu), ("cot", cot)):
-        if given:
-            raise InvalidInputError(f"{NOT_YET[name]}; there is nothing to read from {given}", field=name)
+    if cot:
+        raise InvalidInputError(f"{NOT_YET['cot']}; there is nothing to read from {cot}", field="cot")
     dataset, split = load_split(prepared, protocol)
-    sig, absent = gather_signals(dataset, split, sid=sid, tags=tags, reward=reward, text=text, embedder=embedder)
+    sig, absent = gather_signals(dataset, split, sid=sid, tags=tags, reward=reward, lcu=lcu, text=text, embedder=embedder)
     user_keys = dataset.users["raw_id"].astype(str).tolist() if dataset.users is not None else [str(u) for u in range(dataset.n_users)]
     items, users, manifest = build_tables(dataset.items["raw_id"].astype(str).tolist(), user_keys, training_view(dataset, split), sig,
                                           dataset_name=dataset.name, protocol=split.protocol, absent_reasons=absent)
     manifest["source"] = {"prepared": str(prepared), "sid": str(sid) if sid else None, "tags": str(tags) if tags else None,
-                          "reward": str(reward) if reward else None}
+                          "reward": str(reward) if reward else None, "lcu": str(lcu) if lcu else None}
     save_tables(out, items, users, manifest)
     return manifest
 

@@ -187,3 +187,18 @@ def test_push_studio_batch_job_runs_in_the_background(monkeypatch):
     at.run()
     results = at.dataframe[-1].value
     assert len(results) == 1 and results["style"][0] == "question"
+
+
+def test_comments_page_shows_labels_ranking_and_a_users_engagement(lcu_work):
+    import shutil
+
+    import recsage.app.components as comp
+
+    shutil.copytree(lcu_work, comp.WORKSPACE / "lcu" / "a2c", dirs_exist_ok=True)
+    at = run("comments.py")
+    assert any("test auc" in m.label for m in at.metric)
+    assert len(at.dataframe) == 2  # the thread's comments + what the chosen user saw
+    assert any("Predicted stay" in m.label for m in at.metric)
+    assert any("Why:" in md.value for md in at.markdown)
+    at.radio[0].set_value("valid").run()
+    assert not at.exception

@@ -1,0 +1,138 @@
+"""LCU benchmark on Reddit r/ApplyingToCollege comment sections (time split by thread).
+
+Measures what each LLM-derived input is worth to the engagement model, on the same split and
+seeds: IDs only, + MiniLM text embeddings, + LLM comment labels (teacher → student), each with
+and without the two auxiliary comment-ranking tasks. It also reports the teacher's throughput
+and the student's agreement with it.
+
+    # the teacher labels are an artifact (benchmarks/results/lcu-teacher/, resumable; ~1 h for 1,000 comments)
+    .venv/bin/python benchmarks/bench_lcu.py --seeds 0,1,2
+
+Engagement is a proxy (Reddit records no dwell time): minutes between a user's first and last
+comment in the thread, capped at 24 h, plus one minute per comment. The paper's KuaiComt numbers
+measure real stay time on other data, so they are not comparable and are not printed as such.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import RESULTS, measure, print_table, require_shared, write_results  # noqa: E402
+
+from recsage.datasets.comment_sections import SectionConfig  # noqa: E402
+from recsage.pipelines.lcu import (  # noqa: E402
+    annotate_comments, distill_labels, engagement_tables, load_sections, ranking_baselines, section_embeddings, train_engagement, with_inputs,
+)
+from recsage.knowledge.lcu.annotate import read_labels  # noqa: E402
+from recsage.recmodels.engagement import EngagementConfig  # noqa: E402
+
+DATASET = "reddit-a2c"
+TEACHER = RESULTS / "lcu-teacher"
+# the most recent 8,000 of 15,815 threads: 54.6k examples and 64k shown comments to embed, which fits the 2-core budget
+SECTIONS = SectionConfig(max_threads=8000)
+INPUTS = {"ids": (False, False), "ids+text": (True, False), "ids+text+labels": (True, True)}
+AUX = {"none": (False, False), "aux1": (True, False), "aux2": (False, True), "aux1+aux2": (True, True)}
+METRICS = ["xauc", "auc", "rmse", "mae", "user_ndcg@1", "user_ndcg@3", "user_ndcg@5", "user_mrr", "popular_ndcg@1", "popular_ndcg@3", "popular_ndcg@5", "popular_mrr"]
+
+
+def mean_std(rows: list[dict], key: str) -> str:
+    vals = [r[key] for r in rows if r.get(key) is not None and not np.isnan(r[key])]
+    if not vals:
+        return "—"
+    return f"{np.mean(vals):.4f} ±{np.std(vals):.4f}" if len(vals) > 1 else f"{vals[0]:.4f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--n-teacher", type=int, default=1000, help="teacher sample size (labels already in the artifact are reused)")
+    ap.add_argument("--annotate", action="store_true", help="label missing teacher comments with the LLM now (else use what the artifact has)")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--inputs", default=",".join(INPUTS))
+    ap.add_argument("--aux", default=",".join(AUX))
+    args = ap.parse_args()
+    shared = require_shared()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    t_all = time.perf_counter()
+    rows: list[dict] = []
+
+    prep = {"dataset": DATASET, "method": "prepare: comment sections", "seed": 0}
+    with measure(prep):
+        sections = load_sections(shared / "reddit-college-comments", config=SECTIONS)
+    s = sections.summary()
+    prep.update({"examples": s["examples"], "train": s["per_split"]["train"], "valid": s["per_split"]["valid"], "test": s["per_split"]["test"],
+                 "share_with_replied_visible": s["share_with_replied_visible"], "long_threshold_minutes": s["long_threshold_minutes"]})
+    rows.append(prep)
+    print(json.dumps(s, indent=1, default=str))
+
+    if args.annotate:
+        annotate_comments(sections, TEACHER, n=args.n_teacher, progress=True)
+    meta = json.loads((TEACHER / "meta.json").read_text()) if (TEACHER / "meta.json").exists() else {}
+    labels = read_labels(TEACHER)
+    teacher = {"dataset": DATASET, "method": f"teacher LLM labels ({meta.get('model', '?')})", "seed": 0, "labels_ok": int((labels["status"] == "ok").sum()),
+               "labels_failed": int((labels["status"] != "ok").sum()), "comments_per_minute": meta.get("comments_per_minute"),
+               "seconds": meta.get("seconds"), "peak_mb": None, "prompt": meta.get("prompt")}
+    rows.append(teacher)
+
+    emb = {"dataset": DATASET, "method": "MiniLM embeddings (threads + shown comments)", "seed": 0}
+    with measure(emb):
+        item_text, comment_text, comment_rows = section_embeddings(sections)
+    emb["comments"] = int(len(comment_rows))
+    rows.append(emb)
+
+    dist = {"dataset": DATASET, "method": "student (MiniLM + logistic heads)", "seed": 0}
+    with measure(dist):
+        student, probs, report = distill_labels(sections, labels, item_text, comment_text, comment_rows)
+    dist.update({"comments_per_minute": report["student_comments_per_minute"], "held_out": report["held_out"],
+                 **{f"agree_{f}": v.get("accuracy", v.get("micro_f1")) for f, v in report["agreement"].items()},
+                 **{f"majority_{f}": v["majority"] for f, v in report["agreement"].items() if "majority" in v}})
+    rows.append(dist)
+
+    inputs = engagement_tables(sections, item_text, comment_text, comment_rows, probs)
+    test_rows = sections.rows("test")
+    for name, base in ranking_baselines(inputs.subset(test_rows)).items():
+        rows.append({"dataset": DATASET, "method": f"ranking baseline: {name}", "seed": 0, "seconds": 0.0, "peak_mb": 0.0, **base})
+
+    runs = []
+    for inp in args.inputs.split(","):
+        for aux in args.aux.split(","):
+            for seed in seeds:
+                text, lab = INPUTS[inp]
+                au, ap_ = AUX[aux]
+                cfg = with_inputs(EngagementConfig(epochs=args.epochs, seed=seed), text=text, labels=lab, aux_user=au, aux_popular=ap_)
+                row = {"dataset": DATASET, "method": f"{inp} / {aux}", "inputs": inp, "aux": aux, "seed": seed}
+                with measure(row):
+                    _, m = train_engagement(sections, inputs, cfg)
+                row.update({k: m["test"].get(k) for k in METRICS})
+                row.update({"valid_auc": m["valid"]["auc"], "epochs": m["epochs"]})
+                print(json.dumps({k: row[k] for k in ("method", "seed", "xauc", "auc", "rmse", "seconds")}))
+                rows.append(row)
+                runs.append(row)
+
+    print_table([r for r in rows if r["method"].startswith(("prepare", "teacher", "MiniLM", "student"))],
+                ["method", "examples", "labels_ok", "comments", "comments_per_minute", "held_out", "agree_kind", "majority_kind", "agree_sentiment",
+                 "majority_sentiment", "agree_informative", "majority_informative", "agree_relevance", "majority_relevance", "agree_topics", "seconds"],
+                "data, teacher and student")
+    table = []
+    for inp in args.inputs.split(","):
+        for aux in args.aux.split(","):
+            group = [r for r in runs if r["inputs"] == inp and r["aux"] == aux]
+            table.append({"inputs": inp, "aux": aux, **{k: mean_std(group, k) for k in METRICS[:8] + ["popular_ndcg@1", "popular_mrr"]},
+                          "seconds": round(float(np.mean([r["seconds"] for r in group])), 1)})
+    print_table(table, ["inputs", "aux", "xauc", "auc", "rmse", "mae", "user_ndcg@1", "user_mrr", "popular_ndcg@1", "popular_mrr", "seconds"],
+                f"engagement model, test split, seeds {seeds} (mean ± std)")
+    print_table([r for r in rows if r["method"].startswith("ranking baseline")], ["method", "user_ndcg@1", "user_mrr", "popular_ndcg@1", "popular_mrr"],
+                "comment ranking without a model (test)")
+    print(f"\nwhole benchmark: {time.perf_counter() - t_all:.0f} s (teacher labels reused from {TEACHER.relative_to(RESULTS.parents[1])})")
+    write_results("bench_lcu", rows)
+
+
+if __name__ == "__main__":
+    main()
