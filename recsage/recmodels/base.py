@@ -14,6 +14,14 @@ from recsage.datasets.splits import QuerySet, SequenceSet
 from recsage.evaluation.metrics import top_k
 
 
+def validation_sample(valid: QuerySet | None, n: int | None, seed: int) -> QuerySet | None:
+    """A fixed seeded sample of `n` validation users (in their original order) for early
+    stopping, so each epoch's check is cheap and comparable; all of them when n is None or larger."""
+    if valid is None or not n or len(valid) <= n:
+        return valid
+    return valid.subset(np.sort(np.random.default_rng(seed).choice(len(valid), n, replace=False)))
+
+
 @runtime_checkable
 class Recommender(Protocol):
     def fit(self, train: SequenceSet, valid: QuerySet | None = None) -> Recommender: ...

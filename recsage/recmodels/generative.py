@@ -24,7 +24,7 @@ from recsage.core.config import ConfigMixin, read_saved_meta
 from recsage.core.errors import InvalidInputError, NotFittedError
 from recsage.datasets.splits import QuerySet, SequenceSet
 from recsage.evaluation import evaluate
-from recsage.recmodels.base import check_histories, register_recommender
+from recsage.recmodels.base import check_histories, register_recommender, validation_sample
 from recsage.recmodels.decoding import constrained_beam_search
 from recsage.recmodels.layers import ItemEncoder
 from recsage.recmodels.trainer import Trainer, TrainerConfig, TrainResult
@@ -316,9 +316,7 @@ class GenerativeSIDRecommender:
         def loss(model: nn.Module, batch) -> torch.Tensor:
             return model(*batch)
 
-        vq = valid
-        if valid is not None and c.valid_users and len(valid) > c.valid_users:
-            vq = valid.subset(np.random.default_rng(c.seed).choice(len(valid), c.valid_users, replace=False))
+        vq = validation_sample(valid, c.valid_users, c.seed)
 
         def validate() -> float:
             return evaluate(self, vq, (10,), n_items=self.n_items_, exclude_seen=exclude_seen, progress=False, batch_size=256)["ndcg@10"]

@@ -15,7 +15,7 @@ from recsage.core.config import ConfigMixin, read_saved_meta
 from recsage.core.errors import InvalidInputError
 from recsage.datasets.splits import QuerySet, SequenceSet
 from recsage.evaluation import evaluate
-from recsage.recmodels.base import ScoringRecommender, register_recommender
+from recsage.recmodels.base import ScoringRecommender, register_recommender, validation_sample
 from recsage.recmodels.layers import CausalEncoder, ItemEncoder, left_pad, trim_padding
 from recsage.recmodels.trainer import Trainer, TrainerConfig, TrainResult
 
@@ -127,8 +127,7 @@ class SASRec(ScoringRecommender):
             inp, tgt = batch
             return self._loss(model(inp), tgt)
 
-        if valid is not None and c.valid_users and len(valid) > c.valid_users:
-            valid = valid.subset(np.sort(np.random.default_rng(c.seed).choice(len(valid), c.valid_users, replace=False)))
+        valid = validation_sample(valid, c.valid_users, c.seed)
 
         def validate() -> float:
             return evaluate(self, valid, (10,), n_items=self.n_items_, exclude_seen=exclude_seen, progress=False)["ndcg@10"]

@@ -1,6 +1,17 @@
+import sys
 from pathlib import Path
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def keep_main_module():
+    """AppTest leaves the last page as `__main__`; a later test that spawns processes
+    (multiprocessing re-runs `__main__` in the child) would then run a page script bare."""
+    main = sys.modules.get("__main__")
+    yield
+    if main is not None:
+        sys.modules["__main__"] = main
 
 
 @pytest.fixture(scope="session")

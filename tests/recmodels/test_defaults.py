@@ -12,7 +12,7 @@ def synthetic_sequences(n_users: int, length: int, n_items: int) -> SequenceSet:
     return SequenceSet(np.arange(n_users), [rng.integers(0, n_items, length) for _ in range(n_users)], n_items)
 
 
-def test_sparse_short_data_gets_short_window_high_dropout_and_many_epochs():
+def test_sparse_short_data_gets_short_window_and_many_epochs():
     c = sasrec_choices(DataProfile.of(synthetic_sequences(20_000, 7, 12_000)))
     assert c["max_len"].value == 50 and c["batch_size"].value == 128
     assert c["valid_users"].value == 5000

@@ -12,6 +12,8 @@ if not folders:
             "then `recsage lcu distill` and `recsage lcu train` with the same --data and --out.")
     st.stop()
 name = st.selectbox("LCU folder", list(folders))
+if name is None:  # nothing to choose (only when run bare, outside `streamlit run`)
+    st.stop()
 try:
     view = comments_view(folders[name])
 except RecsageError as e:
