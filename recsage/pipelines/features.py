@@ -101,10 +101,11 @@ def _lcu_signals(dataset: Dataset, split: Split, lcu_dir: Path, sig: Signals) ->
     labels = labels[labels["comment_id"].astype(str).isin(com.index)].copy()
     if not len(labels):
         raise InvalidInputError(f"none of the labelled comments belong to dataset {dataset.name!r}", file=str(path))
-    labels["item_id"] = com.loc[labels["comment_id"].astype(str), "item_id"].to_numpy()
+    labelled = com.loc[labels["comment_id"].astype(str)]
+    labels["item_id"] = labelled["item_id"].to_numpy()
     train = training_view(dataset, split)
     cutoff = int(train.last_timestamp.max()) if train.last_timestamp is not None and len(train.last_timestamp) else None
-    sig.lcu_items = thread_aggregates(labels, com.loc[labels["comment_id"].astype(str), "created"].to_numpy(), cutoff=cutoff)
+    sig.lcu_items = thread_aggregates(labels, labelled["created"].to_numpy(), cutoff=cutoff)
     sig.lcu_columns = dict(COLUMNS)
     teacher = lcu_dir / "teacher" / "meta.json"
     tmeta = json.loads(teacher.read_text()) if teacher.exists() else {}

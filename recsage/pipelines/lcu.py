@@ -147,29 +147,34 @@ def engagement_tables(sections: CommentSections, item_text, comment_text, commen
 
 def evaluate_engagement(model, inputs) -> dict[str, float]:
     """Main task (RMSE/MAE/XAUC on engagement, AUC on the long label) and both comment rankings."""
-    from recsage.evaluation.engagement import auc, list_ranking_metrics, mae, rmse, xauc
+    from recsage.evaluation.engagement import auc, mae, rmse, xauc
 
     pred = model.predict(inputs)
     out = {"rmse": rmse(pred["engagement"], inputs.engagement), "mae": mae(pred["engagement"], inputs.engagement),
            "xauc": xauc(pred["engagement"], inputs.engagement), "auc": auc(pred["engagement"], inputs.long), "n": int(len(inputs))}
-    if model.config.lambda_user > 0:
-        out.update({f"user_{k}": v for k, v in list_ranking_metrics(pred["user_scores"], inputs.replied, inputs.mask).items()})
-    if model.config.lambda_popular > 0:
-        out.update({f"popular_{k}": v for k, v in list_ranking_metrics(pred["popular_scores"], np.log1p(np.maximum(inputs.upvotes, 0)), inputs.mask).items()})
+    out.update(comment_rankings(inputs, user_scores=pred["user_scores"] if model.config.lambda_user > 0 else None,
+                                popular_scores=pred["popular_scores"] if model.config.lambda_popular > 0 else None))
+    return out
+
+
+def comment_rankings(inputs, *, user_scores: np.ndarray | None, popular_scores: np.ndarray | None) -> dict[str, float]:
+    """`user_*` metrics of a ranking against the replied-to comments and `popular_*` against
+    log upvotes, over the visible slots; a ranking that is None is left out."""
+    from recsage.evaluation.engagement import list_ranking_metrics
+
+    out: dict[str, float] = {}
+    if user_scores is not None:
+        out.update({f"user_{k}": v for k, v in list_ranking_metrics(user_scores, inputs.replied, inputs.mask).items()})
+    if popular_scores is not None:
+        out.update({f"popular_{k}": v for k, v in list_ranking_metrics(popular_scores, np.log1p(np.maximum(inputs.upvotes, 0)), inputs.mask).items()})
     return out
 
 
 def ranking_baselines(inputs) -> dict[str, dict[str, float]]:
     """What ranking the visible comments without a model gives: newest first, oldest first."""
-    from recsage.evaluation.engagement import list_ranking_metrics
-
     k = inputs.mask.shape[1]
     newest = np.tile(np.arange(k, dtype=float), (len(inputs), 1))  # slots are oldest → newest
-    out = {}
-    for name, s in (("newest first", newest), ("oldest first", -newest)):
-        out[name] = {**{f"user_{m}": v for m, v in list_ranking_metrics(s, inputs.replied, inputs.mask).items()},
-                     **{f"popular_{m}": v for m, v in list_ranking_metrics(s, np.log1p(np.maximum(inputs.upvotes, 0)), inputs.mask).items()}}
-    return out
+    return {name: comment_rankings(inputs, user_scores=s, popular_scores=s) for name, s in (("newest first", newest), ("oldest first", -newest))}
 
 
 def train_engagement(sections: CommentSections, inputs, config=None, *, progress: bool = False):
@@ -205,9 +210,14 @@ def work_sections(data: str | Path, out: str | Path, *, source: str = "reddit", 
         config = SectionConfig(**{**saved["config"], "split_fractions": tuple(saved["config"]["split_fractions"])})
         source = saved.get("source", source)
     sections = load_sections(data, source=source, config=config)
-    rec.write_text(json.dumps({"source": source, "data": str(Path(data).resolve()), "config": sections.config.to_dict(), "summary": sections.summary()},
-                              indent=2, default=str))
+    record_sections(out, sections, data=data, source=source)
     return sections
+
+
+def record_sections(out: Path, sections: CommentSections, *, data: str | Path, source: str) -> None:
+    """out/sections.json: where the folder's examples come from and how they were built."""
+    (out / "sections.json").write_text(json.dumps({"source": source, "data": str(Path(data).resolve()), "config": sections.config.to_dict(),
+                                                   "summary": sections.summary()}, indent=2, default=str))
 
 
 def lcu_distill(data: str | Path, out: str | Path, *, source: str = "reddit", seed: int = 0) -> dict[str, Any]:
@@ -219,15 +229,14 @@ def lcu_distill(data: str | Path, out: str | Path, *, source: str = "reddit", se
     item_text, comment_text, rows = section_embeddings(sections)
     student, probs, report = distill_labels(sections, labels, item_text, comment_text, rows, seed=seed)
     student.save_pretrained(out / "student")
-    save_comment_labels(out, sections, student, probs, item_text, comment_text, rows)
+    save_comment_labels(out, sections, student, probs, rows)
     (out / "distill.json").write_text(json.dumps(report, indent=2))
     return report
 
 
-def save_comment_labels(out: Path, sections: CommentSections, student: CommentLabelStudent, probs: np.ndarray, item_text: np.ndarray,
-                        comment_text: np.ndarray, rows: np.ndarray) -> pd.DataFrame:
+def save_comment_labels(out: Path, sections: CommentSections, student: CommentLabelStudent, probs: np.ndarray, rows: np.ndarray) -> pd.DataFrame:
     """out/comment_labels.parquet: per shown comment, the label probabilities and the hard labels."""
-    hard = student.predict(student_inputs(comment_text, item_text[sections.comments["item_id"].to_numpy()[rows]]))
+    hard = student.labels_from_proba(probs)
     frame = pd.DataFrame(probs, columns=student.layout.names)
     frame.insert(0, "comment_id", sections.comments["comment_id"].astype(str).to_numpy()[rows])
     frame.insert(1, "item_id", sections.comments["item_id"].to_numpy()[rows])
@@ -251,6 +260,13 @@ def load_comment_labels(out: str | Path, sections: CommentSections, rows: np.nda
     return got[names].to_numpy(np.float32)
 
 
+def folder_inputs(out: str | Path, sections: CommentSections, *, use_labels: bool):
+    """The engagement model's inputs for a work folder: embeddings, plus the folder's student labels when asked."""
+    item_text, comment_text, rows = section_embeddings(sections)
+    labels = load_comment_labels(out, sections, rows) if use_labels else None
+    return engagement_tables(sections, item_text, comment_text, rows, labels)
+
+
 def lcu_train(data: str | Path, out: str | Path, config=None, *, source: str = "reddit", progress: bool = True) -> dict[str, Any]:
     """Engagement model on the folder's sections; saved to out/model with out/metrics.json."""
     from recsage.recmodels.engagement import EngagementConfig
@@ -260,12 +276,10 @@ def lcu_train(data: str | Path, out: str | Path, config=None, *, source: str = "
     if cfg.use_labels and not (out / "comment_labels.parquet").exists():  # before any embedding work
         raise InvalidInputError("no comment labels yet: run `recsage lcu distill` first (or train with --no-labels)", file=str(out / "comment_labels.parquet"))
     sections = work_sections(data, out, source=source)
-    item_text, comment_text, rows = section_embeddings(sections)
-    labels = load_comment_labels(out, sections, rows) if cfg.use_labels else None
-    inputs = engagement_tables(sections, item_text, comment_text, rows, labels)
+    inputs = folder_inputs(out, sections, use_labels=cfg.use_labels)
     model, metrics = train_engagement(sections, inputs, cfg, progress=progress)
-    sizes = {"id_sizes": inputs.id_sizes, "slot_sizes": inputs.slot_sizes, "text_dim": int(item_text.shape[1]) if cfg.use_text else None,
-             "label_dim": int(labels.shape[1]) if labels is not None else None}
+    sizes = {"id_sizes": inputs.id_sizes, "slot_sizes": inputs.slot_sizes, "text_dim": int(inputs.item_text.shape[1]) if cfg.use_text else None,
+             "label_dim": int(inputs.comment_labels.shape[1]) if inputs.comment_labels is not None else None}
     model.save_pretrained(out / "model", sizes=sizes)
     metrics["baselines"] = ranking_baselines(inputs.subset(sections.rows("test")))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
@@ -278,28 +292,8 @@ def lcu_evaluate(data: str | Path, out: str | Path, *, split: str = "test", sour
     out = Path(out)
     model = EngagementModel.from_pretrained(out / "model")
     sections = work_sections(data, out, source=source)
-    item_text, comment_text, rows = section_embeddings(sections)
-    labels = load_comment_labels(out, sections, rows) if model.config.use_labels else None
-    inputs = engagement_tables(sections, item_text, comment_text, rows, labels)
+    inputs = folder_inputs(out, sections, use_labels=model.config.use_labels)
     return evaluate_engagement(model, inputs.subset(sections.rows(split)))
-
-
-def lcu_thread_features(data: str | Path, out: str | Path, *, source: str = "reddit", cutoff: int | None = None) -> pd.DataFrame:
-    """out/thread_features.parquet: per-item comment-section aggregates (the feature tables' LCU group)."""
-    from recsage.knowledge.lcu.aggregates import thread_aggregates
-
-    out = Path(out)
-    sections = work_sections(data, out, source=source)
-    path = out / "comment_labels.parquet"
-    if not path.exists():
-        raise InvalidInputError("no comment labels yet: run `recsage lcu distill` first", file=str(path))
-    labels = pd.read_parquet(path)
-    created = labels["comment_id"].map(pd.Series(sections.comments["created"].to_numpy(), index=sections.comments["comment_id"].astype(str)))
-    agg = thread_aggregates(labels, created.to_numpy(), cutoff=cutoff)
-    agg.insert(0, "item_key", sections.items.set_index("item_id").loc[agg.index, "raw_id"].astype(str).to_numpy())
-    agg = agg.reset_index()
-    agg.to_parquet(out / "thread_features.parquet", index=False)
-    return agg
 
 
 # ---- the workbench's Comments page reads these ----
@@ -330,9 +324,7 @@ def open_comments(out: str | Path) -> CommentsView:
         from recsage.recmodels.engagement import EngagementModel
 
         model = EngagementModel.from_pretrained(out / "model")
-        item_text, comment_text, rows = section_embeddings(sections)
-        lab = load_comment_labels(out, sections, rows) if model.config.use_labels else None
-        predictions = model.predict(engagement_tables(sections, item_text, comment_text, rows, lab))
+        predictions = model.predict(folder_inputs(out, sections, use_labels=model.config.use_labels))
     metrics = json.loads((out / "metrics.json").read_text()) if (out / "metrics.json").exists() else {}
     return CommentsView(out, sections, labels, predictions, metrics)
 
@@ -434,15 +426,14 @@ def demo_lcu(reddit_dir: str | Path, out: str | Path, labels_dir: str | Path, *,
     out = Path(out)
     dataset = load_reddit_comments(reddit_dir)
     sections = build_comment_sections(dataset, SectionConfig(max_threads=max_threads))
-    (out).mkdir(parents=True, exist_ok=True)
-    (out / "sections.json").write_text(json.dumps({"source": "reddit", "data": str(Path(reddit_dir).resolve()), "config": sections.config.to_dict(),
-                                                   "summary": sections.summary()}, indent=2, default=str))
+    out.mkdir(parents=True, exist_ok=True)
+    record_sections(out, sections, data=reddit_dir, source="reddit")
     live = annotate_comments(sections, out / "teacher", n=n_live, llm=llm, progress=False)
     embedder = Embedder(batch_size=128)
     student, sreport = artifact_student(dataset, labels_dir, embedder.embed)
     item_text, comment_text, rows = section_embeddings(sections, embedder.embed)
     probs = student.predict_proba(student_inputs(comment_text, item_text[sections.comments["item_id"].to_numpy()[rows]]))
-    labels = save_comment_labels(out, sections, student, probs, item_text, comment_text, rows).set_index("comment_id")
+    labels = save_comment_labels(out, sections, student, probs, rows).set_index("comment_id")
     inputs = engagement_tables(sections, item_text, comment_text, rows, probs)
     model, metrics = train_engagement(sections, inputs, EngagementConfig(epochs=3, time_budget_seconds=seconds))
     model.save_pretrained(out / "model", sizes={"id_sizes": inputs.id_sizes, "slot_sizes": inputs.slot_sizes, "text_dim": int(item_text.shape[1]),

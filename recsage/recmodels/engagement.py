@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from recsage.core.config import read_saved_meta
 from recsage.core.errors import InvalidInputError
 from recsage.core.seeding import set_seed
 
@@ -317,9 +318,7 @@ class EngagementModel:
         from safetensors.torch import load_file
 
         d = Path(directory)
-        if not (d / "config.json").exists():
-            raise InvalidInputError("not a saved engagement model (no config.json)", file=str(d))
-        meta = json.loads((d / "config.json").read_text())
+        meta = read_saved_meta(d, "EngagementModel", FORMAT_VERSION, what="engagement model")
         model = cls(EngagementConfig.from_dict(meta["config"]))
         s = meta["sizes"]
         model.module_ = EngagementModule(model.config, s["id_sizes"], s["slot_sizes"], s.get("text_dim"), s.get("label_dim"))

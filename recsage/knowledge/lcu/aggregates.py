@@ -45,7 +45,6 @@ def thread_aggregates(labels: pd.DataFrame, created: pd.Series | np.ndarray, *, 
     topic_cols = [f"topic={t}" for t in layout.topics]
     sums = g[topic_cols].sum()
     out["lcu_top_topics"] = [[layout.topics[j] for j in np.argsort(-row)[:3] if row[j] > 0] for row in sums.to_numpy()]
-    out["lcu_last_comment"] = g["_created"].max().astype(np.int64)
     for c, (t, _) in COLUMNS.items():
         if t == "float32":
             out[c] = out[c].astype(np.float32)

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from recsage.core.config import read_saved_meta
 from recsage.core.errors import InvalidInputError, NotFittedError
 from recsage.knowledge.lcu.labels import CATEGORICAL, LabelLayout
 
@@ -92,7 +93,10 @@ class CommentLabelStudent:
 
     def predict(self, x: np.ndarray) -> list[dict[str, Any]]:
         """Hard labels (argmax per field; the topics above .5, at least the most likely one)."""
-        p = self.predict_proba(x)
+        return self.labels_from_proba(self.predict_proba(x))
+
+    def labels_from_proba(self, p: np.ndarray) -> list[dict[str, Any]]:
+        """`predict`'s hard labels from probabilities already computed by `predict_proba`."""
         blocks = self.layout.blocks()
         rows = []
         for row in p:
@@ -142,11 +146,7 @@ class CommentLabelStudent:
         from safetensors.numpy import load_file
 
         d = Path(directory)
-        if not (d / "config.json").exists():
-            raise InvalidInputError("not a saved student (no config.json)", file=str(d))
-        cfg = json.loads((d / "config.json").read_text())
-        if cfg.get("class") != "CommentLabelStudent":
-            raise InvalidInputError(f"config.json describes {cfg.get('class')!r}, not a CommentLabelStudent", file=str(d / "config.json"), field="class")
+        cfg = read_saved_meta(d, "CommentLabelStudent", FORMAT_VERSION, what="student")
         tensors = load_file(str(d / "heads.safetensors"))
         student = cls(LabelLayout(tuple(cfg["topics"]), cfg["topics_version"]), c=cfg["c"], seed=cfg["seed"])
         student.heads_ = {n: (tensors[f"{n}.weight"], tensors[f"{n}.bias"], list(c)) for n, c in cfg["classes"].items()}
