@@ -72,7 +72,7 @@ def annotate_comments(sections: CommentSections, out_dir: str | Path, *, n: int 
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     meta = {**previous, "component": "lcu.CommentAnnotator", "model": annotator.backend.model_id, "prompt": annotator.prompt_id,
-            "sample": {"n": int(len(sample)), "seed": seed, "from": "comments visible in training examples"}, "sections": sections.config.to_dict()}
+            "layout": annotator.layout.version, "sample": {"n": int(len(sample)), "seed": seed, "from": "comments visible in training examples"}, "sections": sections.config.to_dict()}
     meta_path.write_text(json.dumps(meta, indent=2, default=str))  # written first: a killed job still says what produced its labels
     run = annotate_comments_batch(annotator, sample, out_dir, progress=progress)
     if run.summary.new_ok + run.summary.new_failed:  # a run that only skipped keeps the last measured throughput
