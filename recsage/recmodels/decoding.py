@@ -17,7 +17,8 @@ StepFn = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def constrained_beam_search(
-    step: StepFn, index: SIDPrefixIndex, n_queries: int, beam_size: int = 20, k: int | None = None, renormalize: bool = False
+    step: StepFn, index: SIDPrefixIndex, n_queries: int, beam_size: int = 20, k: int | None = None, renormalize: bool = False,
+    free_levels: tuple[int, ...] | list[int] = (),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Returns (item_ids, scores), each (n_queries, k), best first; -1 / -inf pad short lists.
 
@@ -28,13 +29,17 @@ def constrained_beam_search(
     are a (queries, beams) grid, the trie's dense child tables mask what may follow each prefix,
     and one top-k per query keeps the best extensions (ties: earlier beam, then lower code).
     `step` is only asked about live beams.
+    `free_levels` (vocabulary sizes) are unconstrained steps before the SID — a thinking model's
+    thought tokens: any code may follow, and the trie starts at its root after them. Two beams
+    with different thoughts may end on the same item; callers de-duplicate.
     """
     k = k or beam_size
     q_all = np.arange(n_queries)
     pid = np.zeros((n_queries, 1), dtype=np.int64)  # prefix id per beam (root = 0)
     scores = np.zeros((n_queries, 1))
     prefixes = np.zeros((n_queries, 1, 0), dtype=np.int64)
-    for level, table in enumerate(index.children):
+    free = [np.zeros((1, int(size)), dtype=np.int64) for size in free_levels]  # every code continues at the root
+    for level, table in enumerate(free + list(index.children)):
         width = table.shape[1]
         qi, bi = np.nonzero(np.isfinite(scores))
         if len(qi) == 0:

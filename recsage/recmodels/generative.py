@@ -67,6 +67,24 @@ class GenerativeConfig(ConfigMixin):
     progress: bool = True
 
 
+@dataclass(frozen=True)
+class DecodePlan:
+    """What the decoder emits, step by step: step j's codes are model tokens
+    `offsets[j] .. offsets[j] + sizes[j]`, its input token sits at position embedding
+    `positions[j]`, and the first `n_free` steps lie outside the SID trie (thought tokens); the
+    rest are the SID levels. The plain model's plan is just the SID levels after BOS."""
+
+    bos: int
+    offsets: tuple[int, ...]
+    sizes: tuple[int, ...]
+    positions: tuple[int, ...]
+    n_free: int = 0
+
+    @property
+    def n_steps(self) -> int:
+        return len(self.offsets)
+
+
 class SIDVocab:
     """Level l code c ↔ model token 1 + offset[l] + c (0 is padding, last id is BOS)."""
 
@@ -135,30 +153,37 @@ class GenerativeModule(nn.Module):
             ctx = self.encoder(self.dropout(ctx) * keep, src_key_padding_mask=pad)
         return self.context_norm(self.dropout(ctx)), pad
 
-    def decode(self, ctx: torch.Tensor, ctx_pad: torch.Tensor, prefix_tokens: torch.Tensor) -> torch.Tensor:
-        """prefix_tokens (B, l) model tokens of the codes so far → hidden state for the next level."""
+    def plan(self) -> DecodePlan:
+        return DecodePlan(self.vocab.bos, tuple(int(o) for o in self.vocab.offsets), tuple(self.vocab.level_sizes), tuple(range(self.n_levels)))
+
+    def decode(self, ctx: torch.Tensor, ctx_pad: torch.Tensor, prefix_tokens: torch.Tensor, plan: DecodePlan | None = None) -> torch.Tensor:
+        """prefix_tokens (B, l) model tokens of the codes so far → hidden states (B, l + 1, dim);
+        the last one predicts the next step."""
+        plan = plan or self.plan()
         b, l = prefix_tokens.shape
-        bos = torch.full((b, 1), self.vocab.bos, dtype=torch.long, device=ctx.device)
+        bos = torch.full((b, 1), plan.bos, dtype=torch.long, device=ctx.device)
         inp = torch.cat([bos, prefix_tokens], 1)
-        x = self.token(inp) + self.level(torch.arange(l + 1, device=ctx.device))[None]
+        x = self.token(inp) + self.level(torch.tensor(plan.positions[: l + 1], device=ctx.device))[None]
         causal = torch.triu(torch.full((l + 1, l + 1), float("-inf"), device=ctx.device), diagonal=1)
         h = self.decoder(self.dropout(x), ctx, tgt_mask=causal, memory_key_padding_mask=ctx_pad)
         return self.out_norm(h)
 
+    def decode_codes(self, ctx: torch.Tensor, ctx_pad: torch.Tensor, codes: torch.Tensor, plan: DecodePlan) -> torch.Tensor:
+        """Teacher forcing: codes (B, steps) of every step → hidden state of each step (B, steps, dim)."""
+        tokens = codes + torch.tensor(plan.offsets, device=codes.device)[None]
+        return self.decode(ctx, ctx_pad, tokens[:, :-1], plan)
+
+    def step_logits(self, h: torch.Tensor, plan: DecodePlan, step: int) -> torch.Tensor:
+        lo = plan.offsets[step]
+        return h @ self.token.weight[lo : lo + plan.sizes[step]].T
+
     def level_logits(self, h: torch.Tensor, level: int) -> torch.Tensor:
         lo = int(self.vocab.offsets[level])
-        w = self.token.weight[lo : lo + self.vocab.level_sizes[level]]
-        return h @ w.T
+        return h @ self.token.weight[lo : lo + self.vocab.level_sizes[level]].T
 
-    def forward(self, hist: torch.Tensor, target_codes: torch.Tensor) -> torch.Tensor:
-        """Training loss (mean CE over levels); `forward` so DDP wraps it."""
-        if self.training and self.config.history_dropout:  # augmentation: the same target from a thinned history
-            drop = torch.rand(hist.shape, device=hist.device) < self.config.history_dropout
-            drop[:, -1] = False
-            hist = hist.masked_fill(drop, 0)
-        ctx, pad = self.encode(hist)
-        tokens = target_codes + torch.from_numpy(self.vocab.offsets).to(target_codes.device)[None]
-        h = self.decode(ctx, pad, tokens[:, :-1])  # (B, L, dim): position l predicts level l
+    def sid_nll(self, h: torch.Tensor, target_codes: torch.Tensor) -> torch.Tensor:
+        """Mean over levels of the target SID's negative log-likelihood; h (B, L, dim) are the
+        hidden states that predict levels 0..L-1 (trie softmax and label smoothing per config)."""
         ls = self.config.label_smoothing
         if not self.config.trie_softmax:
             return sum(nn.functional.cross_entropy(self.level_logits(h[:, lv], lv), target_codes[:, lv], label_smoothing=ls)
@@ -176,6 +201,19 @@ class GenerativeModule(nn.Module):
             pid = child.gather(1, target_codes[:, lv : lv + 1]).squeeze(1)
         return total / self.n_levels
 
+    def thin_history(self, hist: torch.Tensor) -> torch.Tensor:
+        """Training augmentation: the same target from a thinned history (newest item always kept)."""
+        if self.training and self.config.history_dropout:
+            drop = torch.rand(hist.shape, device=hist.device) < self.config.history_dropout
+            drop[:, -1] = False
+            hist = hist.masked_fill(drop, 0)
+        return hist
+
+    def forward(self, hist: torch.Tensor, target_codes: torch.Tensor) -> torch.Tensor:
+        """Training loss (mean CE over levels); `forward` so DDP wraps it."""
+        ctx, pad = self.encode(self.thin_history(hist))
+        return self.sid_nll(self.decode_codes(ctx, pad, target_codes, self.plan()), target_codes)  # step l predicts level l
+
 
 class IncrementalBeamDecoder:
     """Inference-only decoding for beam search, equal to `GenerativeModule.decode` in eval mode.
@@ -187,8 +225,9 @@ class IncrementalBeamDecoder:
     row by matching (query, prefix without its last code) against the previous call's rows.
     """
 
-    def __init__(self, module: GenerativeModule, ctx: torch.Tensor, ctx_pad: torch.Tensor) -> None:
+    def __init__(self, module: GenerativeModule, ctx: torch.Tensor, ctx_pad: torch.Tensor, plan: DecodePlan | None = None) -> None:
         self.m = module
+        self.plan = plan or module.plan()
         c = module.config
         self.d, self.nh = c.dim, c.n_heads
         self.memory = []
@@ -225,12 +264,12 @@ class IncrementalBeamDecoder:
         """Hidden state for the next level of every (query, prefix) row: (rows, dim)."""
         m, level = self.m, prefixes.shape[1]
         if level == 0:
-            tok = torch.full((len(q),), m.vocab.bos, dtype=torch.long)
+            tok = torch.full((len(q),), self.plan.bos, dtype=torch.long)
             parent = None
         else:
             parent = torch.from_numpy(self._parents(q, prefixes))
-            tok = torch.from_numpy(prefixes[:, -1] + m.vocab.offsets[level - 1])
-        x = (m.token(tok) + m.level.weight[level])[:, None]  # (rows, 1, dim)
+            tok = torch.from_numpy(prefixes[:, -1] + self.plan.offsets[level - 1])
+        x = (m.token(tok) + m.level.weight[self.plan.positions[level]])[:, None]  # (rows, 1, dim)
         counts = np.bincount(q)
         grid = bool((np.diff(q) >= 0).all() and (counts[counts > 0] == counts.max()).all())
         qs = torch.from_numpy(np.unique(q) if grid else q)
@@ -279,6 +318,19 @@ def history_samples(sequences: list[np.ndarray], max_items: int) -> tuple[np.nda
     return np.stack(hs), np.asarray(ts, dtype=np.int64)
 
 
+def first_occurrences(items: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's items de-duplicated in order (beams that reach one item by different thoughts
+    keep their best score), the freed tail padded with -1 / -inf."""
+    out_i, out_s = np.full_like(items, -1), np.full_like(scores, -np.inf)
+    for r in range(len(items)):
+        valid = items[r] >= 0
+        _, first = np.unique(items[r][valid], return_index=True)
+        keep = np.sort(first)
+        out_i[r, : len(keep)] = items[r][valid][keep]
+        out_s[r, : len(keep)] = scores[r][valid][keep]
+    return out_i, out_s
+
+
 @register_recommender("generative")
 class GenerativeSIDRecommender:
     """`recommend` returns the beam's valid, de-duplicated items in score order (PROTOCOLS.md)."""
@@ -297,21 +349,23 @@ class GenerativeSIDRecommender:
             raise InvalidInputError(f"SID table has {self.sid_table.n_items} items, the data has {n_items}: mismatched codebook", field="sid")
         torch.manual_seed(self.config.seed)
         self.index_ = SIDPrefixIndex(self.sid_table)
-        self.module_ = GenerativeModule(n_items, self.sid_table.codes, self.config, self.side_features, trie=self.index_.children)
+        self.module_ = self._make_module(n_items)
         self.n_items_ = n_items
+
+    def _make_module(self, n_items: int) -> GenerativeModule:
+        return GenerativeModule(n_items, self.sid_table.codes, self.config, self.side_features, trie=self.index_.children)
 
     def fit(self, train: SequenceSet, valid: QuerySet | None = None, *, exclude_seen: bool = True) -> GenerativeSIDRecommender:
         c = self.config
         self._build(train.n_items)
-        hist, tgt = history_samples(train.sequences, c.max_items)
-        ht, tt = torch.from_numpy(hist), torch.from_numpy(self.sid_table.codes[tgt])
+        tensors = self._training_tensors(*history_samples(train.sequences, c.max_items))
         self.popularity_ = np.bincount(np.concatenate(train.sequences), minlength=train.n_items).astype(np.float64)
 
         def batches(epoch: int):
-            order = np.random.default_rng([c.seed, epoch]).permutation(len(ht))
+            order = np.random.default_rng([c.seed, epoch]).permutation(len(tensors[0]))
             for lo in range(0, len(order), c.batch_size):
                 idx = torch.from_numpy(order[lo : lo + c.batch_size])
-                yield ht[idx], tt[idx]
+                yield tuple(t[idx] for t in tensors)
 
         def loss(model: nn.Module, batch) -> torch.Tensor:
             return model(*batch)
@@ -328,6 +382,10 @@ class GenerativeSIDRecommender:
         self.train_result_: TrainResult = trainer.fit()
         return self
 
+    def _training_tensors(self, hist: np.ndarray, targets: np.ndarray) -> tuple[torch.Tensor, ...]:
+        """The module's `forward` arguments for every training sample (history rows, target codes)."""
+        return torch.from_numpy(hist), torch.from_numpy(self.sid_table.codes[targets])
+
     def _check_fitted(self) -> None:
         if not hasattr(self, "module_"):
             raise NotFittedError("GenerativeSIDRecommender is not fitted; call fit() first")
@@ -336,20 +394,14 @@ class GenerativeSIDRecommender:
         self._check_fitted()
         hist = check_histories(histories, self.n_items_)
         beam = max(self.config.beam_size, k)  # items beyond the beam count as misses (PROTOCOLS.md)
-        m = self.module_
-        m.eval()
+        self.module_.eval()
         rows = np.zeros((len(hist), self.config.max_items), dtype=np.int64)
         for i, h in enumerate(hist):
             h = h[-self.config.max_items :] + 1
             if len(h):
                 rows[i, -len(h):] = h
         with torch.no_grad():
-            decoder = IncrementalBeamDecoder(m, *m.encode(torch.from_numpy(rows)))
-
-            def step(q: np.ndarray, prefixes: np.ndarray) -> np.ndarray:
-                return torch.log_softmax(m.level_logits(decoder.step(q, prefixes), prefixes.shape[1]), -1).numpy()
-
-            items, scores = constrained_beam_search(step, self.index_, len(hist), beam_size=beam, k=beam, renormalize=self.config.trie_softmax)
+            items, scores = self._beam_items(hist, rows, beam)
         if exclude_seen:
             for i, h in enumerate(hist):
                 seen = np.isin(items[i], h)
@@ -372,6 +424,35 @@ class GenerativeSIDRecommender:
             out_s = np.pad(out_s, ((0, 0), (0, k - out_s.shape[1])), constant_values=-np.inf)
         return out_i, out_s
 
+    def _beam_items(self, histories: list[np.ndarray], rows: np.ndarray, beam: int) -> tuple[np.ndarray, np.ndarray]:
+        """(items, scores) of the beam for context rows (queries × max_items shifted ids), best first."""
+        return self._search(self.module_.encode(torch.from_numpy(rows)), self.module_.plan(), beam)
+
+    def _search(self, context: tuple[torch.Tensor, torch.Tensor], plan: DecodePlan, beam: int,
+                forced: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Beam search along `plan`; `forced` (queries × steps, -1 = free) pins a query's code at a
+        free step (a thought derived from the history instead of generated)."""
+        m = self.module_
+        decoder = IncrementalBeamDecoder(m, *context, plan)
+
+        def step(q: np.ndarray, prefixes: np.ndarray) -> np.ndarray:
+            j = prefixes.shape[1]
+            logp = torch.log_softmax(m.step_logits(decoder.step(q, prefixes), plan, j), -1).numpy()
+            if forced is not None and j < forced.shape[1]:
+                pin = forced[q, j]
+                rows = np.flatnonzero(pin >= 0)
+                keep = logp[rows, pin[rows]]
+                logp[rows] = -np.inf
+                logp[rows, pin[rows]] = keep
+            return logp
+
+        items, scores = constrained_beam_search(step, self.index_, len(context[0]), beam_size=beam, k=beam, renormalize=self.config.trie_softmax,
+                                                free_levels=plan.sizes[: plan.n_free])
+        return first_occurrences(items, scores)
+
+    def _saved_meta(self) -> dict[str, Any]:
+        return {"class": "generative", "format_version": FORMAT_VERSION, "n_items": self.n_items_, "params": self.config.to_dict()}
+
     def save_pretrained(self, directory: str | Path) -> Path:
         from safetensors.torch import save_file
 
@@ -382,20 +463,25 @@ class GenerativeSIDRecommender:
         state["popularity"] = torch.from_numpy(self.popularity_)
         save_file(state, str(d / "model.safetensors"))
         self.sid_table.save(d / "sid")
-        (d / "config.json").write_text(json.dumps({"class": "generative", "format_version": FORMAT_VERSION, "n_items": self.n_items_, "params": self.config.to_dict()}, indent=2))
+        (d / "config.json").write_text(json.dumps(self._saved_meta(), indent=2))
         return d
 
     @classmethod
     def from_pretrained(cls, directory: str | Path) -> GenerativeSIDRecommender:
-        from safetensors.torch import load_file
-
         d = Path(directory)
         meta = read_saved_meta(d, "generative", FORMAT_VERSION)
+        return cls._restore(d, meta, lambda table, side: cls(table, GenerativeConfig.from_dict(meta["params"]), side_features=side))
+
+    @staticmethod
+    def _restore(d: Path, meta: dict[str, Any], make) -> Any:
+        """Weights, codebook and popularity of a saved folder into `make(sid_table, side_features)`."""
+        from safetensors.torch import load_file
+
         table = SIDTable.load(d / "sid")
         state = load_file(str(d / "model.safetensors"))
         popularity = state.pop("popularity", None)
         side = state.get("items.side")
-        obj = cls(table, GenerativeConfig.from_dict(meta["params"]), side_features=None if side is None else side[1:].numpy())
+        obj = make(table, None if side is None else side[1:].numpy())
         obj._build(meta["n_items"])
         try:
             obj.module_.load_state_dict(state)
