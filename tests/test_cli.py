@@ -55,6 +55,7 @@ def test_demo_runs_on_bundled_sample(tmp_path, bundled_data):
     assert "Semantic IDs" in r.output and "<a_" in r.output
     assert "Feature tables" in r.output and "Ranking stage" in r.output and "the score by" in r.output
     assert "LCU" in r.output
+    assert "OneReason" in r.output and "verifier:" in r.output and "SFT export:" in r.output and "the model deduced" in r.output
     from recsage.pipelines.demo import shared_reddit_dir
 
     if shared_reddit_dir() is not None:  # the Reddit threads are beside the clone: the LCU step ran

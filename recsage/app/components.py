@@ -109,6 +109,10 @@ def ranker_explanation(model_dir: str, prepared: str, user_id: int, k: int) -> d
     return explore.ranker_explanation(model_dir, prepared, user_id, k)
 
 
+def thinking_explanation(model_dir: str, prepared: str, user_id: int, k: int) -> dict:
+    return explore.thinking_explanation(model_dir, prepared, user_id, k)
+
+
 def feature_folders() -> dict:
     return explore.find_feature_folders(WORKSPACE, Path(".recsage/demo"))
 

@@ -24,7 +24,7 @@ def features_build(
     tags: Optional[Path] = typer.Option(None, "--tags", help="TagCF folder from `recsage tagcf extract`"),
     reward: Optional[Path] = typer.Option(None, "--reward", help="reward model folder from `recsage push train-reward`"),
     lcu: Optional[Path] = typer.Option(None, "--lcu", help="LCU work folder (`recsage lcu distill`): comment-section aggregates per item"),
-    cot: Optional[Path] = typer.Option(None, "--cot", help="OneReason chains (not available yet)"),
+    cot: Optional[Path] = typer.Option(None, "--cot", help="OneReason chain folder (`recsage onereason build-cot`): per-user interests, dynamics, next interest"),
     protocol: str = typer.Option("loo", "--protocol", help="split whose training part the features come from"),
     text: Optional[bool] = typer.Option(None, "--text/--no-text", help="MiniLM text embeddings (default: when items have text)"),
 ) -> None:

@@ -189,6 +189,18 @@ def demo(
         console.print(f"User {mo['user']['user_id']}: last items {mo['user']['history']}; held-out next item: {mo['user']['held_out']!r}")
         for name, titles in mo["recommendations"].items():
             console.print(f"  {name} top-5: " + " | ".join(titles))
+    if "onereason" in report:
+        orr = report["onereason"]
+        console.print(f"\n[bold]OneReason[/]: {orr['chains']} chains derived from training sequences (rejected: {orr['rejected'] or 'none'}); "
+                      f"user {orr['chain_user']}'s chain worded by {orr['model']} in {orr['llm_seconds']}s — verifier: {orr['status']}")
+        console.print(orr["facts"], markup=False, highlight=False)
+        for part, text in (orr["text"] or {}).items():
+            console.print(f"  {part}: {text}", markup=False, highlight=False)
+        for p in orr["problems"]:
+            console.print(f"  dropped ({p['reason']}): {p['sentence']}", markup=False, highlight=False)
+        console.print(f"  SFT export: {orr['sft']['records']} records {orr['sft']['by_task']}; thinking model N@10 by decoding mode {orr['ndcg@10']}")
+        ex = orr["explained"]
+        console.print(f"  user {ex['user']}: the model deduced '{ex['deduction']}' → " + " | ".join(ex["recommendations"]), markup=False, highlight=False)
     if "ranking" in report:
         rk = report["ranking"]
         console.print(f"\n[bold]Feature tables[/] {rk['rows']}: groups {rk['groups']}; absent {sorted(rk['absent'])}")

@@ -58,6 +58,16 @@ class Signals:
     lcu_items: pd.DataFrame | None = None  # index item_id; columns of knowledge.lcu.aggregates.COLUMNS
     lcu_columns: dict[str, tuple[str, str]] = field(default_factory=dict)  # column → (type, meaning)
     lcu_meta: dict[str, Any] = field(default_factory=dict)
+    cot_users: pd.DataFrame | None = None  # index user_id; columns of COT_COLUMNS (OneReason chains of the training sequence)
+    cot_meta: dict[str, Any] = field(default_factory=dict)
+
+
+COT_COLUMNS = {
+    "cot_interests": ("list<string>", "OneReason induction: the user's interests (catalogue categories), most frequent first"),
+    "cot_interest_counts": ("list<int64>", "items of each interest in the training history window"),
+    "cot_dynamics": ("list<string>", "OneReason abduction: long-term | rising | periodic | one-off per interest"),
+    "cot_next_interest": ("string", "OneReason deduction from the history alone (rule): the interest the next item most likely serves"),
+}
 
 
 def fingerprint(*parts: Any) -> str:
@@ -194,6 +204,15 @@ def build_tables(item_keys: Sequence[str], user_keys: Sequence[str], train: Trai
         groups["lcu"] = {"component": "recsage.knowledge.lcu", "columns": list(signals.lcu_columns), **signals.lcu_meta}
 
     users = _user_table(user_keys, train, signals, items, cutoff, created, describe)
+    if signals.cot_users is not None:
+        cot = signals.cot_users.reindex(users["user_id"].to_numpy())
+        for c, (t, meaning) in COT_COLUMNS.items():
+            if t.startswith("list"):
+                users[c] = [list(v) if isinstance(v, (list, tuple, np.ndarray)) else [] for v in cot[c]]
+            else:
+                users[c] = cot[c].fillna("").astype(str).to_numpy()
+            describe("users", c, t, "cot", "recsage.generation.onereason", meaning)
+        groups["cot"] = {"component": "recsage.generation.onereason", "table": "users", "columns": list(COT_COLUMNS), **signals.cot_meta}
     absent = {g: (absent_reasons or {}).get(g, "not given") for g in OPTIONAL_GROUPS if g not in groups}
     manifest = {
         "format_version": FORMAT_VERSION, "feature_version": FEATURE_VERSION, "dataset": dataset_name, "protocol": protocol,
@@ -308,7 +327,7 @@ def load_tables(directory: str | Path, *, expected_fingerprint: str | None = Non
                 raise InvalidInputError("key column missing", file=str(path), field=col)
         for g in manifest.get("groups", {}).values():
             for col in g.get("columns", []):
-                if table == "items" and col not in df.columns:
+                if table == g.get("table", "items") and col not in df.columns:
                     raise InvalidInputError("column listed in manifest.json is missing", file=str(path), field=col)
         out.append(df)
     return out[0], out[1], manifest

@@ -84,6 +84,14 @@ def run_demo(data_dir: str | Path | None = None, out_dir: str | Path = ".recsage
     report["models"] = demo_recommenders(ds, split, table, seconds=30, out=out_dir / "models")
     report["steps"].append(("train SASRec + lazy generative SID model, recommend for one user", time.perf_counter() - t))
 
+    if n_llm_items > 0:
+        from recsage.pipelines.onereason import demo_onereason
+
+        t = time.perf_counter()
+        report["onereason"] = demo_onereason(out_dir / "scientific", out_dir / "sid", out_dir / "onereason", llm=llm or LLMConfig.from_env())
+        report["steps"].append(("OneReason: chains derived, one verbalised by the LLM and verified, SFT records, a thinking model explained",
+                                time.perf_counter() - t))
+
     t = time.perf_counter()
     report["ranking"] = demo_features_and_ranking(out_dir, ds, split)
     report["steps"].append(("feature tables + ranking stage (item-kNN + SASRec candidates, LambdaRank), one user explained", time.perf_counter() - t))

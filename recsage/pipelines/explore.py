@@ -96,7 +96,7 @@ def find_saved_models(n_items: int, *roots: str | Path) -> dict[str, str]:
                 continue
             if meta.get("class") == "two-stage":
                 rankers.append(cfg.parent)
-            if meta.get("class") in ("sasrec", "tagcf", "generative", "two-stage") and meta.get("n_items") == n_items:
+            if meta.get("class") in ("sasrec", "tagcf", "generative", "thinking", "two-stage") and meta.get("n_items") == n_items:
                 out[f"{meta['class']}: {cfg.parent.parent.name}/{cfg.parent.name}"] = str(cfg.parent)
     return out
 
@@ -119,6 +119,20 @@ def ranker_explanation(model_dir: str | Path, prepared: str | Path, user_id: int
                      "why": reasons(r["contributions"])})
         bars += [{"item": f"{r['rank']}. {titles.loc[r['item_id']][:40]}", "group": g, "contribution": v} for g, v in r["groups"].items()]
     return {"table": pd.DataFrame(rows), "contributions": pd.DataFrame(bars)}
+
+
+def thinking_explanation(model_dir: str | Path, prepared: str | Path, user_id: int, k: int = 10) -> dict[str, Any]:
+    """A thinking model's chain for the user's leave-one-out test history: interests with counts
+    and dynamics (derived, so checkable), the deduction the model wrote, its wording, its top-k."""
+    from recsage.pipelines.onereason import explain_user
+
+    _, split = load_split(str(prepared), "loo")
+    pos = np.flatnonzero(split.test.user_ids == user_id)
+    if not len(pos):
+        raise InvalidInputError(f"user {user_id} has no test query", field="user_id")
+    out = explain_user(model_dir, prepared, user_id, k=k, history=split.test.histories[pos[0]])
+    out["chain_table"] = pd.DataFrame(out["chain"] or [])
+    return out
 
 
 def find_feature_folders(*roots: str | Path) -> dict[str, str]:

@@ -16,7 +16,6 @@ from recsage.features.tables import (
 )
 from recsage.pipelines.data import load_split
 
-NOT_YET = {"cot": "OneReason chains of thought have not landed yet"}
 
 
 def training_view(dataset: Dataset, split: Split) -> TrainingView:
@@ -40,7 +39,7 @@ def has_item_text(dataset: Dataset) -> bool:
 
 
 def gather_signals(dataset: Dataset, split: Split, *, sid: str | Path | None = None, tags: str | Path | None = None,
-                   reward: str | Path | None = None, lcu: str | Path | None = None, text: bool | None = None,
+                   reward: str | Path | None = None, lcu: str | Path | None = None, cot: str | Path | None = None, text: bool | None = None,
                    embedder=None) -> tuple[Signals, dict[str, str]]:
     """Collects each signal from the component that produces it; returns (signals, why-absent)."""
     sig, absent = Signals(), {}
@@ -80,8 +79,42 @@ def gather_signals(dataset: Dataset, split: Split, *, sid: str | Path | None = N
         _lcu_signals(dataset, split, Path(lcu), sig)
     else:
         absent["lcu"] = "no --lcu folder given"
-    absent.update(NOT_YET)
+    if cot:
+        _cot_signals(dataset, split, Path(cot), sig)
+    else:
+        absent["cot"] = "no --cot folder given"
     return sig, absent
+
+
+def _cot_signals(dataset: Dataset, split: Split, cot_dir: Path, sig: Signals) -> None:
+    """OneReason chains of each user's *training* sequence with the history-only deduction (the
+    folder's settings; the chains are re-derived so no target and no later item enters)."""
+    import pandas as pd
+
+    from recsage.generation.onereason.chains import ChainConfig, derive_chains
+    from recsage.generation.onereason.verify import deduction_claim
+    from recsage.pipelines.onereason import interest_vocab
+
+    meta_path = cot_dir / "meta.json"
+    if not meta_path.exists():
+        raise InvalidInputError("no meta.json: not a chain folder from `recsage onereason build-cot`", file=str(cot_dir))
+    meta = json.loads(meta_path.read_text())
+    table = None
+    if meta.get("interest_key") == "sid":
+        from recsage.tokenizers import SIDTable
+
+        table = SIDTable.load(meta["sid"])
+    vocab = interest_vocab(dataset, meta.get("interest_key", "category"), table)
+    chains, rejected = derive_chains(split.train.sequences, vocab, ChainConfig(n_interests=int(meta.get("n_interests", 3)), min_history=1),
+                                     user_ids=split.train.user_ids, with_target=False)
+    sig.cot_users = pd.DataFrame({"user_id": [c.user_id for c in chains],
+                                  "cot_interests": [[i.name for i in c.interests] for c in chains],
+                                  "cot_interest_counts": [[i.count for i in c.interests] for c in chains],
+                                  "cot_dynamics": [[i.dynamics for i in c.interests] for c in chains],
+                                  "cot_next_interest": [deduction_claim(c) for c in chains]}).set_index("user_id")
+    sig.cot_meta = {"chain_version": meta.get("version"), "interest_key": meta.get("interest_key"), "vocabulary_version": meta.get("version"),
+                    "llm_model": None, "note": "derived from data (no LLM in these columns); deduction by the history-only rule",
+                    "rejected": dict(rejected), "source": str(cot_dir)}
 
 
 def _lcu_signals(dataset: Dataset, split: Split, lcu_dir: Path, sig: Signals) -> None:
@@ -144,15 +177,14 @@ def build_features(prepared: str | Path, out: str | Path, *, protocol: str = "lo
                    reward: str | Path | None = None, lcu: str | Path | None = None, cot: str | Path | None = None, text: bool | None = None,
                    embedder=None) -> dict[str, Any]:
     """`recsage features build`: items.parquet, users.parquet and manifest.json under `out`."""
-    if cot:
-        raise InvalidInputError(f"{NOT_YET['cot']}; there is nothing to read from {cot}", field="cot")
     dataset, split = load_split(prepared, protocol)
-    sig, absent = gather_signals(dataset, split, sid=sid, tags=tags, reward=reward, lcu=lcu, text=text, embedder=embedder)
+    sig, absent = gather_signals(dataset, split, sid=sid, tags=tags, reward=reward, lcu=lcu, cot=cot, text=text, embedder=embedder)
     user_keys = dataset.users["raw_id"].astype(str).tolist() if dataset.users is not None else [str(u) for u in range(dataset.n_users)]
     items, users, manifest = build_tables(dataset.items["raw_id"].astype(str).tolist(), user_keys, training_view(dataset, split), sig,
                                           dataset_name=dataset.name, protocol=split.protocol, absent_reasons=absent)
     manifest["source"] = {"prepared": str(prepared), "sid": str(sid) if sid else None, "tags": str(tags) if tags else None,
-                          "reward": str(reward) if reward else None, "lcu": str(lcu) if lcu else None}
+                          "reward": str(reward) if reward else None, "lcu": str(lcu) if lcu else None,
+                          "cot": str(cot) if cot else None}
     save_tables(out, items, users, manifest)
     return manifest
 

@@ -21,7 +21,7 @@ from recsage.recmodels.defaults import adapt_params
 from recsage.recmodels.generative import GenerativeConfig, GenerativeSIDRecommender
 from recsage.tokenizers import SIDTable
 
-METHODS = ("popularity", "itemknn", "sasrec", "tagcf", "tiger", "lazy")
+METHODS = ("popularity", "itemknn", "sasrec", "tagcf", "tiger", "lazy", "thinking")
 
 
 def _config(cls, params: dict[str, Any], **fixed: Any):
@@ -58,6 +58,10 @@ def build_model(method: str, dataset: Dataset, *, sid: str | None = None, seed: 
             raise InvalidInputError("tagcf needs item tags: pass --tags DIR (from `recsage tagcf extract` + `tagcf graph`)", field="tags")
         return TagCFRecommender(_config(TagCFConfig, params, seed=seed), item_tags=item_tags, logic=logic, side_features=side_features,
                                 checkpoint_dir=checkpoint_dir)
+    if method == "thinking":  # OneReason: `thought` (full | induction | shuffled) and `interest_key` (category | sid) travel in params
+        from recsage.pipelines.onereason import build_thinking_model
+
+        return build_thinking_model(dataset, resolve_sid(dataset, sid), seed=seed, side_features=side_features, checkpoint_dir=checkpoint_dir, **params)
     arch = "encoder-decoder" if method == "tiger" else "lazy"
     return GenerativeSIDRecommender(resolve_sid(dataset, sid), _config(GenerativeConfig, params, architecture=arch, seed=seed),
                                     side_features=side_features, checkpoint_dir=checkpoint_dir)
@@ -91,7 +95,7 @@ def train_recommender(method: str, prepared: str | Path, *, protocol: str = "loo
     if dist_info()[0] != 0:  # under torchrun every rank trains its shard; rank 0 evaluates and saves
         return model, {"rank": dist_info()[0], "train_seconds": round(train_s, 1)}
     t = time.perf_counter()
-    metrics = evaluate(model, split.test, ks, n_items=split.n_items, exclude_seen=split.exclude_seen, batch_size=512 if method in ("tiger", "lazy") else 1024)
+    metrics = evaluate(model, split.test, ks, n_items=split.n_items, exclude_seen=split.exclude_seen, batch_size=512 if method in ("tiger", "lazy", "thinking") else 1024)
     row = {"dataset": dataset.name, "method": method, "protocol": split.protocol, "exclude_seen": split.exclude_seen, "seeds": [seed],
            "sid": sid, **metrics, "train_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t, 1),
            "ms_per_user": round(1000 * (time.perf_counter() - t) / max(len(split.test), 1), 2)}
@@ -99,7 +103,7 @@ def train_recommender(method: str, prepared: str | Path, *, protocol: str = "loo
         row["best_epoch"] = model.train_result_.best_epoch
         row["epochs_run"] = model.train_result_.epochs_run
         row["stopped_by_time"] = model.train_result_.stopped_by_time
-    if method in ("tiger", "lazy"):
+    if method in ("tiger", "lazy", "thinking"):
         row["beam_size"] = model.config.beam_size
     if defaults:
         row["defaults"] = defaults
@@ -119,6 +123,10 @@ def load_model(model_dir: str | Path):
 
     if saved_class(model_dir) == "two-stage":
         return TwoStageRecommender.from_pretrained(model_dir)
+    if saved_class(model_dir) == "thinking":  # its thinker (the OneReason chain) is rebuilt by the pipeline
+        from recsage.pipelines.onereason import load_thinking_model
+
+        return load_thinking_model(model_dir)
     return load_recommender(model_dir)
 
 

@@ -37,10 +37,13 @@ def test_tables_hold_every_given_signal_and_name_the_absent(ml_features, ml_prep
 
 def test_point_in_time_only_training_interactions_reach_the_tables(ml_prepared, tmp_path):
     """Changing every user's validation and test interactions (their last two) leaves the tables
-    unchanged; changing a training interaction does not."""
+    unchanged; changing a training interaction does not. OneReason chain columns included."""
     from recsage.pipelines.features import build_features
+    from recsage.pipelines.onereason import build_cot
 
     ds = Dataset.load(ml_prepared)
+    cot = tmp_path / "cot"
+    build_cot(ml_prepared, cot)
 
     def variant(name: str, position_from_end: tuple[int, ...]) -> Path:
         inter = ds.interactions.copy()
@@ -49,11 +52,11 @@ def test_point_in_time_only_training_interactions_reach_the_tables(ml_prepared, 
         inter.loc[mask, "item_id"] = (inter.loc[mask, "item_id"] + 1) % ds.n_items
         out = tmp_path / name
         Dataset(ds.name, items=ds.items, interactions=inter, users=ds.users, meta=ds.meta).save(out)
-        build_features(out, tmp_path / f"{name}-features", text=False)
+        build_features(out, tmp_path / f"{name}-features", text=False, cot=cot)
         return tmp_path / f"{name}-features"
 
     base = tmp_path / "base-features"
-    build_features(ml_prepared, base, text=False)
+    build_features(ml_prepared, base, text=False, cot=cot)
     later = variant("later-changed", (0, 1))
     earlier = variant("train-changed", (2,))
     b_items, b_users, b_man = load_tables(base)
@@ -64,6 +67,8 @@ def test_point_in_time_only_training_interactions_reach_the_tables(ml_prepared, 
     pd.testing.assert_frame_equal(b_users.drop(columns="created"), l_users.drop(columns="created"))
     assert b_man["dataset_fingerprint"] == l_man["dataset_fingerprint"] != e_man["dataset_fingerprint"]
     assert not b_items["pop_train_recent"].equals(e_items["pop_train_recent"])
+    assert "cot" in b_man["groups"] and b_users["cot_interests"].map(len).gt(0).all()
+    assert set(b_users["cot_dynamics"].explode().dropna()) <= {"long-term", "rising", "periodic", "one-off"}
 
 
 def test_tables_load_with_datasets_and_pandas(ml_features):

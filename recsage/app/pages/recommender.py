@@ -1,6 +1,6 @@
 import streamlit as st
 
-from recsage.app.components import ranker_explanation, recommendations, saved_models, show_error, workspace
+from recsage.app.components import ranker_explanation, recommendations, saved_models, show_error, thinking_explanation, workspace
 from recsage.core.errors import RecsageError
 
 st.title("Recommender playground")
@@ -44,3 +44,21 @@ if chosen:
         st.dataframe(ex["table"], hide_index=True, width="stretch",
                      column_config={"title": st.column_config.TextColumn(width="large"), "why": st.column_config.TextColumn(width="large")})
         st.bar_chart(ex["contributions"], x="item", y="contribution", color="group", horizontal=True)
+    for name in [m for m in chosen if m.startswith("thinking:")]:
+        st.subheader(f"Chain of thought — {name}")
+        try:
+            ex = thinking_explanation(trained[name], prepared, int(user), k)
+        except RecsageError as e:
+            show_error(e)
+            continue
+        if ex["chain"] is None:
+            st.caption("No history to reason over: the model falls back to popular items.")
+            continue
+        st.caption("Interests, counts and dynamics are derived from the history (checkable); the deduction is the one the model wrote "
+                   f"before decoding its items. Wording: {ex['text_status']}.")
+        st.dataframe(ex["chain_table"], hide_index=True, width="stretch")
+        for part, text in ex["text"].items():  # catalogue text: shown as text, never rendered as markdown
+            st.markdown(f"**{part}**")
+            st.text(text)
+        st.markdown("**The model's deduction** (the next item serves):")
+        st.text(ex["deduction"])

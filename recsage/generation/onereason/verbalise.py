@@ -1,0 +1,101 @@
+"""The LLM puts a derived chain into words; the verifier decides what of it is kept.
+
+The facts block (`verify.chain_facts`) is delimited data — titles from a catalogue are content,
+never instructions — and the answer is grammar-constrained to three short strings. A verbalised
+chain is a `BatchJob` keyed by user id, so a long run resumes after a kill.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from recsage.core.errors import RecsageError
+from recsage.generation.onereason.chains import Chain
+from recsage.generation.onereason.verify import PARTS, ChainVerifier, chain_facts
+from recsage.llm.base import LLMBackend
+from recsage.llm.batch import BatchJob
+from recsage.llm.prompts import PromptTemplate
+from recsage.llm.structured import structured
+from recsage.llm.types import GenerationParams
+
+VERBALISE_PROMPT = PromptTemplate(
+    name="onereason-verbalise",
+    version="1",
+    system=(
+        "You explain a shopper's interests to a recommender engineer, in plain English, using only the facts given. "
+        "Never add items, numbers, categories or trends that are not in the facts. Quote item titles in double quotes, exactly.\n"
+        "induction: one or two sentences on the interests the history groups into, with their counts.\n"
+        "abduction: one or two sentences on how each interest behaves (long-term, rising, periodic or one-off).\n"
+        "deduction: one sentence on which interest the next item most likely serves."
+    ),
+    user="Facts:\n{facts}\n\nAnswer with JSON.",
+    max_field_chars=1500,
+)
+SCHEMA = {"type": "object", "properties": {p: {"type": "string", "maxLength": 260} for p in PARTS}, "required": list(PARTS),
+          "additionalProperties": False}
+
+
+@dataclass
+class ChainVerbaliser:
+    backend: LLMBackend
+    verifier: ChainVerifier
+    titles: Mapping[int, str]
+    max_tokens: int = 220
+
+    @property
+    def prompt_id(self) -> str:
+        return VERBALISE_PROMPT.id
+
+    def verbalise(self, chains: Sequence[Chain], *, hindsight: bool = False) -> list[dict[str, Any]]:
+        """One record per chain: status (verified | repaired | rejected | failed), the kept text,
+        the problems found, the LLM's raw answer, and the `hindsight` flag."""
+        convs = [VERBALISE_PROMPT.render(facts=chain_facts(c, self.titles, hindsight=hindsight)) for c in chains]
+        results = structured(self.backend, convs, SCHEMA, GenerationParams(max_tokens=self.max_tokens, temperature=0.0), max_retries=1)
+        out = []
+        for chain, res in zip(chains, results):
+            if not res.ok:
+                out.append({"user_id": chain.user_id, "status": "failed", "error": f"LLM output outside the schema: {res.error}", "raw": res.raw[:400],
+                            "hindsight": hindsight})
+                continue
+            v = self.verifier.verify(res.value, chain, hindsight=hindsight)
+            out.append({"user_id": chain.user_id, "status": v.status, "text": v.text, "problems": v.problems, "sentences": v.sentences,
+                        "llm_text": {p: str(res.value.get(p, "")) for p in PARTS}, "hindsight": hindsight})
+        return out
+
+
+def verbalise_chains_batch(verbaliser: ChainVerbaliser, chains: Sequence[Chain], out_dir: str | Path, *, hindsight: bool = False,
+                           progress: bool = True) -> dict[str, Any]:
+    """Resumable: one JSONL line per finished chain under out_dir/parts. Returns the run's meta
+    (model, prompt, counts by status, chains per minute)."""
+    by_user = {str(c.user_id): c for c in chains}
+    t0 = time.perf_counter()
+
+    def one(rec: dict[str, Any]) -> dict[str, Any]:
+        r = verbaliser.verbalise([by_user[str(rec["user_id"])]], hindsight=hindsight)[0]
+        if r["status"] == "failed":
+            raise RecsageError(f"{r['error']}; raw output: {r.get('raw', '')!r}")
+        return {k: v for k, v in r.items() if k != "user_id"}
+
+    job = BatchJob(out_dir, one, id_field="user_id", desc="verbalise chains", progress=progress)
+    summary = job.run(({"user_id": c.user_id} for c in chains), total=len(chains))
+    frame = read_verbalised(out_dir)
+    statuses = Counter(frame["status"])
+    return {"component": "onereason.ChainVerbaliser", "model": verbaliser.backend.model_id, "prompt": verbaliser.prompt_id,
+            "hindsight": hindsight, "statuses": dict(statuses), "new": summary.new_ok + summary.new_failed,
+            "seconds": round(time.perf_counter() - t0, 2), "chains_per_minute": round(60 * summary.throughput, 2)}
+
+
+def read_verbalised(out_dir: str | Path) -> pd.DataFrame:
+    """Verbalised chains written so far: user_id, status (verified | repaired | rejected | failed), text, problems."""
+    frame = BatchJob(out_dir, lambda r: r).to_frame()
+    if not len(frame):
+        return pd.DataFrame(columns=["user_id", "status", "text", "problems"])
+    # a finished line's result carries the verifier's verdict as its status; a failed line keeps "failed"
+    return frame.rename(columns={"id": "user_id"})
