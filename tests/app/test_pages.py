@@ -56,6 +56,31 @@ def test_recommender_page_shows_trained_models_side_by_side():
     assert len(at.dataframe[-1].value) == 10
 
 
+def test_recommender_page_shows_a_thinking_models_chain():
+    """A OneReason thinking model in the workspace (synthetic unit-test codebook): its panel shows
+    the derived interests, the wording and the model's deduction."""
+    import numpy as np
+
+    import recsage.app.components as comp
+    from recsage.datasets import Dataset
+    from recsage.pipelines.explore import ensure_workspace
+    from recsage.pipelines.train import train_recommender
+    from recsage.tokenizers import SIDTable
+
+    ws = ensure_workspace(comp.WORKSPACE)
+    n = Dataset.load(ws / "scientific").n_items
+    SIDTable(np.stack([np.arange(n) // 64, np.arange(n) % 64, np.zeros(n, dtype=int)], 1)).save(ws / "sid-synthetic")
+    train_recommender("thinking", ws / "scientific", sid=str(ws / "sid-synthetic"), out=ws / "models" / "thinking-tiny", epochs=1,
+                      max_steps_per_epoch=3, dim=32, n_heads=2, valid_users=50, progress=False, adapt_defaults=False)
+    comp.saved_models.clear()
+    at = run("recommender.py")
+    at.multiselect[0].set_value(["itemknn", "thinking: thinking-tiny/model"]).run()
+    assert not at.exception, at.exception
+    assert any("Chain of thought" in h.value for h in at.subheader)
+    assert any("deduction" in m.value for m in at.markdown)
+    assert len(at.dataframe) == 4  # history, two models, the chain's interests
+
+
 def test_features_page_and_ranker_explanations():
     """Feature tables and a ranker saved in the workspace: the Features page shows the schema and
     the group importance; the Recommender page shows the ranker's top-K with "why this item"."""
