@@ -1,6 +1,7 @@
 """Every workbench page renders on the bundled sample and its main widgets act (AppTest)."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -73,12 +74,16 @@ def test_recommender_page_shows_a_thinking_models_chain():
     train_recommender("thinking", ws / "scientific", sid=str(ws / "sid-synthetic"), out=ws / "models" / "thinking-tiny", epochs=1,
                       max_steps_per_epoch=3, dim=32, n_heads=2, valid_users=50, progress=False, adapt_defaults=False)
     comp.saved_models.clear()
-    at = run("recommender.py")
-    at.multiselect[0].set_value(["itemknn", "thinking: thinking-tiny/model"]).run()
-    assert not at.exception, at.exception
-    assert any("Chain of thought" in h.value for h in at.subheader)
-    assert any("deduction" in m.value for m in at.markdown)
-    assert len(at.dataframe) == 4  # history, two models, the chain's interests
+    try:
+        at = run("recommender.py")
+        at.multiselect[0].set_value(["itemknn", "thinking: thinking-tiny/model"]).run()
+        assert not at.exception, at.exception
+        assert any("Chain of thought" in h.value for h in at.subheader)
+        assert any("deduction" in m.value for m in at.markdown)
+        assert len(at.dataframe) == 4  # history, two models, the chain's interests
+    finally:  # the workspace is shared by the page tests: leave it as it was
+        shutil.rmtree(ws / "models" / "thinking-tiny", ignore_errors=True)
+        comp.saved_models.clear()
 
 
 def test_features_page_and_ranker_explanations():
