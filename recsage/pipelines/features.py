@@ -93,18 +93,13 @@ def _cot_signals(dataset: Dataset, split: Split, cot_dir: Path, sig: Signals) ->
 
     from recsage.generation.onereason.chains import ChainConfig, derive_chains
     from recsage.generation.onereason.verify import deduction_claim
-    from recsage.pipelines.onereason import interest_vocab
+    from recsage.pipelines.onereason import chain_folder_vocab
 
     meta_path = cot_dir / "meta.json"
     if not meta_path.exists():
         raise InvalidInputError("no meta.json: not a chain folder from `recsage onereason build-cot`", file=str(cot_dir))
     meta = json.loads(meta_path.read_text())
-    table = None
-    if meta.get("interest_key") == "sid":
-        from recsage.tokenizers import SIDTable
-
-        table = SIDTable.load(meta["sid"])
-    vocab = interest_vocab(dataset, meta.get("interest_key", "category"), table)
+    vocab = chain_folder_vocab(dataset, meta)
     chains, rejected = derive_chains(split.train.sequences, vocab, ChainConfig(n_interests=int(meta.get("n_interests", 3)), min_history=1),
                                      user_ids=split.train.user_ids, with_target=False)
     sig.cot_users = pd.DataFrame({"user_id": [c.user_id for c in chains],

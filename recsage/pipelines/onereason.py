@@ -73,6 +73,12 @@ def training_chains(dataset: Dataset, *, interest_key: str = "category", sid_tab
     return derive_chains(split.train.sequences, vocab, config, user_ids=split.train.user_ids, with_target=with_target, roles=roles)
 
 
+def chain_folder_vocab(dataset: Dataset, meta: dict[str, Any]) -> InterestVocab:
+    """The interest vocabulary a chain folder was built with (its meta.json: key, and the SID folder for key `sid`)."""
+    key = meta.get("interest_key", "category")
+    return interest_vocab(dataset, key, SIDTable.load(meta["sid"]) if key == "sid" and meta.get("sid") else None)
+
+
 def profile_roles(dataset: Dataset) -> dict[int, str]:
     """The role a user's profile states (MovieLens occupation), where the dataset has one."""
     users = dataset.users
@@ -126,7 +132,7 @@ def verbalise_chains(prepared: str | Path, cot_dir: str | Path, *, limit: int | 
     what the chain supports. Resumable: cot_dir/verbalised[-hindsight]/parts."""
     dataset = Dataset.load(prepared)
     meta = json.loads((Path(cot_dir) / "meta.json").read_text()) if (Path(cot_dir) / "meta.json").exists() else {}
-    vocab = interest_vocab(dataset, meta.get("interest_key", "category"), SIDTable.load(meta["sid"]) if meta.get("sid") else None)
+    vocab = chain_folder_vocab(dataset, meta)
     chains = read_chains(cot_dir)[: limit if limit is not None else None]
     backend = get_backend(config=llm or LLMConfig.from_env())
     verbaliser = ChainVerbaliser(backend, verifier_for(dataset, vocab), item_titles(dataset))
@@ -170,7 +176,7 @@ def explain_user(model_dir: str | Path, prepared: str | Path, user_id: int, *, k
         raise InvalidInputError(f"unknown user {user_id} (0..{dataset.n_users - 1})", field="user")
     hist = np.asarray(dataset.sequences()[user_id] if history is None else history, dtype=np.int64)
     thinker: ChainThinker = model.thinker  # type: ignore[assignment]
-    chain = derive_chain(hist, thinker.vocab, ChainConfig(**{**thinker.config.__dict__, "min_history": 1}), user_id=user_id,
+    chain = derive_chain(hist, thinker.vocab, thinker.config, user_id=user_id,
                          role=profile_roles(dataset).get(user_id)) if len(hist) else None
     titles = item_titles(dataset)
     out: dict[str, Any] = {"user": user_id, "history": [titles[int(i)] for i in hist[-10:]], "chain": None, "model_thought": None}
@@ -202,9 +208,10 @@ def demo_onereason(prepared: str | Path, sid: str | Path, out: str | Path, *, ll
     chains = read_chains(out / "cot")
     dataset = Dataset.load(prepared)
     vocab = interest_vocab(dataset)
+    titles = item_titles(dataset)
     backend = get_backend(config=llm or LLMConfig.from_env())
     pick = max(chains[:50], key=lambda c: (len(c.interests), len(c.history)))  # a chain with something to say
-    verbaliser = ChainVerbaliser(backend, verifier_for(dataset, vocab), item_titles(dataset))
+    verbaliser = ChainVerbaliser(backend, ChainVerifier(vocab.names, titles), titles)
     t = time.perf_counter()
     worded = verbaliser.verbalise([pick])[0]
     llm_seconds = time.perf_counter() - t
@@ -222,7 +229,7 @@ def demo_onereason(prepared: str | Path, sid: str | Path, out: str | Path, *, ll
     user = int(split.test.user_ids[0])
     why = explain_user(out / "thinking", prepared, user, k=3, history=split.test.histories[0])
     return {"chains": meta["chains"], "rejected": meta["rejected"], "model": backend.model_id, "chain_user": pick.user_id,
-            "facts": chain_facts(pick, item_titles(dataset)), "status": worded["status"], "text": worded.get("text"),
+            "facts": chain_facts(pick, titles), "status": worded["status"], "text": worded.get("text"),
             "problems": worded.get("problems", [])[:3], "llm_seconds": round(llm_seconds, 1), "sft": sft, "ndcg@10": metrics,
             "explained": {"user": user, "deduction": why.get("deduction"), "recommendations": [r["title"][:60] for r in why["recommendations"]]}}
 

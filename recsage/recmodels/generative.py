@@ -80,10 +80,6 @@ class DecodePlan:
     positions: tuple[int, ...]
     n_free: int = 0
 
-    @property
-    def n_steps(self) -> int:
-        return len(self.offsets)
-
 
 class SIDVocab:
     """Level l code c ↔ model token 1 + offset[l] + c (0 is padding, last id is BOS)."""
@@ -395,11 +391,7 @@ class GenerativeSIDRecommender:
         hist = check_histories(histories, self.n_items_)
         beam = max(self.config.beam_size, k)  # items beyond the beam count as misses (PROTOCOLS.md)
         self.module_.eval()
-        rows = np.zeros((len(hist), self.config.max_items), dtype=np.int64)
-        for i, h in enumerate(hist):
-            h = h[-self.config.max_items :] + 1
-            if len(h):
-                rows[i, -len(h):] = h
+        rows = self._context_rows(hist)
         with torch.no_grad():
             items, scores = self._beam_items(hist, rows, beam)
         if exclude_seen:
@@ -423,6 +415,15 @@ class GenerativeSIDRecommender:
             out_i = np.pad(out_i, ((0, 0), (0, k - out_i.shape[1])), constant_values=-1)
             out_s = np.pad(out_s, ((0, 0), (0, k - out_s.shape[1])), constant_values=-np.inf)
         return out_i, out_s
+
+    def _context_rows(self, histories: list[np.ndarray]) -> np.ndarray:
+        """The encoder's input: each history's newest `max_items` items, shifted by +1 and right-aligned (0 = pad)."""
+        rows = np.zeros((len(histories), self.config.max_items), dtype=np.int64)
+        for i, h in enumerate(histories):
+            h = np.asarray(h, dtype=np.int64)[-self.config.max_items :] + 1
+            if len(h):
+                rows[i, -len(h):] = h
+        return rows
 
     def _beam_items(self, histories: list[np.ndarray], rows: np.ndarray, beam: int) -> tuple[np.ndarray, np.ndarray]:
         """(items, scores) of the beam for context rows (queries × max_items shifted ids), best first."""
@@ -448,7 +449,8 @@ class GenerativeSIDRecommender:
 
         items, scores = constrained_beam_search(step, self.index_, len(context[0]), beam_size=beam, k=beam, renormalize=self.config.trie_softmax,
                                                 free_levels=plan.sizes[: plan.n_free])
-        return first_occurrences(items, scores)
+        # without thought steps every beam is a distinct trie leaf, so a distinct item: nothing to merge
+        return first_occurrences(items, scores) if plan.n_free else (items, scores)
 
     def _saved_meta(self) -> dict[str, Any]:
         return {"class": "generative", "format_version": FORMAT_VERSION, "n_items": self.n_items_, "params": self.config.to_dict()}

@@ -20,7 +20,6 @@ its state is saved with the weights, so `pipelines` can rebuild it on load.
 from __future__ import annotations
 
 import copy
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,10 +170,7 @@ class ThinkingSIDRecommender(GenerativeSIDRecommender):
         m: ThinkingModule = self.module_  # type: ignore[assignment]
         m.eval()
         hist = [np.asarray(h, dtype=np.int64) for h in histories]
-        rows = np.zeros((len(hist), self.config.max_items), dtype=np.int64)
-        for i, h in enumerate(self._windows(hist)):
-            if len(h):
-                rows[i, -len(h):] = h + 1
+        rows = self._context_rows(hist)
         derived = np.asarray(self.thinker.thoughts(self._windows(hist)), dtype=np.int64) if grounded else None
         plan = m.plan("think")
         q = np.arange(len(hist))
@@ -218,6 +214,6 @@ class ThinkingSIDRecommender(GenerativeSIDRecommender):
         if thinker is None:
             raise InvalidInputError("a thinking model loads with its thinker (pipelines.onereason.load_thinking_model rebuilds it)", file=str(d))
         config = ThinkingConfig.from_dict(meta["params"])
-        if tuple(thinker.sizes) != tuple(json.loads(json.dumps(meta["thinker"].get("sizes", thinker.sizes)))):
+        if tuple(thinker.sizes) != tuple(meta["thinker"].get("sizes", thinker.sizes)):
             raise InvalidInputError("the thinker does not match the saved model's thought vocabulary", file=str(d / "config.json"), field="thinker")
         return cls._restore(d, meta, lambda table, side: cls(table, thinker, config, side_features=side))

@@ -12,6 +12,7 @@ ablation, all three the full chain. Induction and abduction are functions of the
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ class ChainThinker:
             raise InvalidInputError(f"levels must be a prefix-ordered subset of {', '.join(LEVELS)}, got {levels}", field="levels")
         self.vocab = vocab
         # every training sample needs a thought, so a one-item history still gets one
-        self.config = ChainConfig(**{**config.__dict__, "min_history": 1})
+        self.config = replace(config, min_history=1)
         self.levels = levels
         m = self.config.n_interests
         sizes: list[int] = []

@@ -95,9 +95,10 @@ class ChainVerifier:
         facts = chain_facts(chain, self.titles, hindsight=hindsight) + " " + " ".join(template_text(chain, self.titles).values())
         return counts, sids, titles, names, facts
 
-    def check_sentence(self, sentence: str, chain: Chain, hindsight: bool = False) -> str | None:
-        """The reason the sentence is not supported by the chain, or None."""
-        counts, sids, titles, names, facts = self._allowed(chain, hindsight)
+    def check_sentence(self, sentence: str, chain: Chain, hindsight: bool = False, allowed: tuple | None = None) -> str | None:
+        """The reason the sentence is not supported by the chain, or None. `allowed`: the chain's
+        `_allowed(...)`, when the caller checks many sentences of one chain."""
+        counts, sids, titles, names, facts = allowed or self._allowed(chain, hindsight)
         for q in _QUOTE.findall(sentence):
             nq = _norm(q)
             if nq and not any(nq in t or (len(t) >= 8 and t in nq) or _overlap(nq, t) >= 0.6 for t in titles) and nq not in names:
@@ -129,6 +130,7 @@ class ChainVerifier:
 
     def verify(self, text: Mapping[str, str], chain: Chain, *, hindsight: bool = False) -> Verification:
         template = template_text(chain, self.titles)
+        allowed = self._allowed(chain, hindsight)
         kept: dict[str, str] = {}
         problems: list[dict[str, str]] = []
         total = 0
@@ -137,7 +139,7 @@ class ChainVerifier:
             good = []
             for s in sentences:
                 total += 1
-                reason = self.check_sentence(s, chain, hindsight)
+                reason = self.check_sentence(s, chain, hindsight, allowed)
                 if reason:
                     problems.append({"part": part, "sentence": s[:200], "reason": reason})
                 else:
