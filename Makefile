@@ -29,7 +29,7 @@ $(WHEELS)/.llama-$(LLAMA_VERSION): | $(BIN)/python
 	@touch $@
 
 $(VENV)/.installed: pyproject.toml $(WHEELS)/.llama-$(LLAMA_VERSION) | $(BIN)/python
-	$(BIN)/pip install --find-links $(WHEELS) -e ".[dev,app,feast,model-default]"
+	$(BIN)/pip install --find-links $(WHEELS) -e ".[dev,app,feast,scale,model-default]"
 	@touch $@
 
 install: $(VENV)/.installed

@@ -7,7 +7,10 @@ from typing import Optional
 
 import typer
 
-from recsage.cli.main import BACKEND_OPT, MODEL_OPT, URL_OPT, _llm_config, _print_rows, app, clean_errors, console
+from recsage.cli.main import (
+    ACTORS_OPT, BACKEND_OPT, CPUS_OPT, ENGINE_OPT, GPUS_OPT, MODEL_OPT, RAY_ADDRESS_OPT, URL_OPT, _engine_config,
+    _llm_config, _print_rows, app, clean_errors, console,
+)
 
 lcu_app = typer.Typer(help="LCU: LLM comment labels (teacher → student) and the engagement model with two comment-ranking tasks.",
                       no_args_is_help=True)
@@ -26,6 +29,8 @@ def lcu_annotate(
     k: Optional[int] = typer.Option(None, "--k", help="visible comments per example (default 6, or what the folder recorded)"),
     max_threads: Optional[int] = typer.Option(None, "--max-threads", help="keep only the most recent N threads (default: all, or what the folder recorded)"),
     backend: Optional[str] = BACKEND_OPT, model: Optional[str] = MODEL_OPT, base_url: Optional[str] = URL_OPT,
+    engine: str = ENGINE_OPT, ray_address: Optional[str] = RAY_ADDRESS_OPT, actors: int = ACTORS_OPT,
+    cpus_per_actor: float = CPUS_OPT, gpus_per_actor: float = GPUS_OPT,
 ) -> None:
     """Teacher: the LLM labels a sample of shown comments (kind, sentiment, stance, informative, humor, relevance, topics)."""
     from recsage.datasets.comment_sections import SectionConfig
@@ -33,7 +38,8 @@ def lcu_annotate(
 
     given = {key: v for key, v in (("k", k), ("max_threads", max_threads)) if v is not None}
     sections = work_sections(data, out, source=source, config=SectionConfig(**given) if given else None)
-    run = annotate_comments(sections, out / "teacher", n=n, seed=seed, llm=_llm_config(backend, model, base_url, None, False))
+    run = annotate_comments(sections, out / "teacher", n=n, seed=seed, llm=_llm_config(backend, model, base_url, None, False),
+                            engine=_engine_config(engine, ray_address, actors, cpus_per_actor, gpus_per_actor))
     s = run.summary.to_dict()
     console.print(f"labelled {s['new_ok']} new, {s['new_failed']} failed, {s['skipped_done']} already done; "
                   f"{run.meta['comments_per_minute']} comments/min with {run.meta['model']}; failures: {s['failure_reasons'] or 'none'}")

@@ -37,6 +37,19 @@ URL_OPT = typer.Option(None, "--base-url", help="openai: server URL, e.g. http:/
 JSON_MODE_OPT = typer.Option(None, "--json-mode", help="openai: json_schema | json_object_schema (llama.cpp server) | none")
 
 
+ENGINE_OPT = typer.Option("local", "--engine", help="local (this process) | ray (Ray Data actor pool; one LLM per actor)")
+RAY_ADDRESS_OPT = typer.Option(None, "--ray-address", help="ray: a running cluster (host:port, ray://host:port or auto); default: a local Ray")
+ACTORS_OPT = typer.Option(1, "--actors", min=1, help="ray: actors (model copies) in the pool")
+CPUS_OPT = typer.Option(1.0, "--cpus-per-actor", help="ray: CPUs each actor reserves (= its llama.cpp threads)")
+GPUS_OPT = typer.Option(0.0, "--gpus-per-actor", help="ray: GPUs each actor reserves (vLLM on a GPU cluster)")
+
+
+def _engine_config(engine: str, address: Optional[str], actors: int, cpus: float, gpus: float):
+    from recsage.llm.batch import EngineConfig
+
+    return EngineConfig(engine=engine, address=address, actors=actors, cpus_per_actor=cpus, gpus_per_actor=gpus)
+
+
 def _llm_config(backend: Optional[str], model: Optional[str], base_url: Optional[str], json_mode: Optional[str], no_cache: bool):
     from recsage.llm.registry import LLMConfig
 
@@ -424,16 +437,19 @@ def tagcf_extract(
     retry_failed: bool = typer.Option(False, "--retry-failed"),
     backend: Optional[str] = BACKEND_OPT, model: Optional[str] = MODEL_OPT, base_url: Optional[str] = URL_OPT,
     json_mode: Optional[str] = JSON_MODE_OPT,
+    engine: str = ENGINE_OPT, ray_address: Optional[str] = RAY_ADDRESS_OPT, actors: int = ACTORS_OPT,
+    cpus_per_actor: float = CPUS_OPT, gpus_per_actor: float = GPUS_OPT,
 ) -> None:
-    """Seed + extend + consolidate the vocabularies (once), then tag items (resumable)."""
+    """Seed + extend + consolidate the vocabularies (once), then tag items (resumable; on Ray with --engine ray)."""
     from recsage.datasets import Dataset
     from recsage.pipelines.tagcf import build_vocabularies, tag_items
 
+    eng = _engine_config(engine, ray_address, actors, cpus_per_actor, gpus_per_actor)
     ds = Dataset.load(data)
     cfg = _llm_config(backend, model, base_url, json_mode, False)
     if not (out / "topics.json").exists():
         console.print_json(json.dumps(build_vocabularies(ds, out, llm=cfg, extend=extend, roles_file=roles)))
-    console.print_json(json.dumps(tag_items(ds, out, out, llm=cfg, limit=limit, retry_failed=retry_failed), default=str))
+    console.print_json(json.dumps(tag_items(ds, out, out, llm=cfg, limit=limit, retry_failed=retry_failed, engine=eng), default=str))
 
 
 @tagcf_app.command("graph")
@@ -532,15 +548,18 @@ def push_generate(
     limit: Optional[int] = typer.Option(None, "--limit"),
     backend: Optional[str] = BACKEND_OPT, model: Optional[str] = MODEL_OPT, base_url: Optional[str] = URL_OPT,
     json_mode: Optional[str] = JSON_MODE_OPT,
+    engine: str = ENGINE_OPT, ray_address: Optional[str] = RAY_ADDRESS_OPT, actors: int = ACTORS_OPT,
+    cpus_per_actor: float = CPUS_OPT, gpus_per_actor: float = GPUS_OPT,
 ) -> None:
-    """N candidates per item and style → filters → reward ranking; resumable after a kill."""
+    """N candidates per item and style → filters → reward ranking; resumable after a kill (on Ray with --engine ray)."""
     from recsage.generation.pushgen.filters import PushConstraints
     from recsage.pipelines.push import generate_push_batch
 
     cons = PushConstraints(max_chars=max_chars, banned_words=tuple(w.strip() for w in banned.split(",") if w.strip()), language=language)
     meta = generate_push_batch(items, out, styles=[s.strip() for s in styles.split(",") if s.strip()], n=n, constraints=cons, reward_dir=reward,
                                library=library, llm=_llm_config(backend, model, base_url, json_mode, False), id_field=id_field,
-                               text_fields=tuple(t.strip() for t in text_fields.split(",")), limit=limit)
+                               text_fields=tuple(t.strip() for t in text_fields.split(",")), limit=limit,
+                               engine=_engine_config(engine, ray_address, actors, cpus_per_actor, gpus_per_actor))
     console.print_json(json.dumps(meta, default=str))
 
 

@@ -8,7 +8,10 @@ from typing import Optional
 
 import typer
 
-from recsage.cli.main import BACKEND_OPT, MODEL_OPT, URL_OPT, _llm_config, _parse_params, _print_rows, app, clean_errors, console
+from recsage.cli.main import (
+    ACTORS_OPT, BACKEND_OPT, CPUS_OPT, ENGINE_OPT, GPUS_OPT, MODEL_OPT, RAY_ADDRESS_OPT, URL_OPT, _engine_config,
+    _llm_config, _parse_params, _print_rows, app, clean_errors, console,
+)
 
 onereason_app = typer.Typer(help="OneReason: three-level chains of thought derived from histories, verified LLM wording, SFT data, "
                                  "and a generative SID model that thinks before it recommends.", no_args_is_help=True)
@@ -26,6 +29,8 @@ def build_cot_cmd(
     verbalise: int = typer.Option(0, "--verbalise", min=0, help="chains the LLM puts into words (verified; resumable)"),
     hindsight: bool = typer.Option(False, "--hindsight", help="the verbaliser also sees the target (flagged; never for evaluation)"),
     backend: Optional[str] = BACKEND_OPT, model: Optional[str] = MODEL_OPT, base_url: Optional[str] = URL_OPT,
+    engine: str = ENGINE_OPT, ray_address: Optional[str] = RAY_ADDRESS_OPT, actors: int = ACTORS_OPT,
+    cpus_per_actor: float = CPUS_OPT, gpus_per_actor: float = GPUS_OPT,
 ) -> None:
     """Derive a chain (induction → abduction → deduction) per training sequence; optionally verbalise some."""
     from recsage.pipelines.onereason import build_cot, verbalise_chains
@@ -33,7 +38,8 @@ def build_cot_cmd(
     meta = build_cot(data, out, interest_key=interest_key, sid=sid, n_interests=n_interests)
     console.print(f"{meta['chains']} chains → {out / 'chains.parquet'}; rejected: {meta['rejected'] or 'none'}")
     if verbalise:
-        run = verbalise_chains(data, out, limit=verbalise, hindsight=hindsight, llm=_llm_config(backend, model, base_url, None, False))
+        run = verbalise_chains(data, out, limit=verbalise, hindsight=hindsight, llm=_llm_config(backend, model, base_url, None, False),
+                               engine=_engine_config(engine, ray_address, actors, cpus_per_actor, gpus_per_actor))
         console.print(f"verbalised with {run['model']}: {run['statuses']}; {run['chains_per_minute']} chains/min")
 
 

@@ -5,6 +5,11 @@ shows progress with throughput, retries transient errors with backoff, and on re
 every record already written — so a killed job resumes with nothing lost or duplicated.
 A record that fails permanently is written as a failure with its reason (and is not retried on
 resume unless asked), so every input id ends up exactly once in the output.
+
+Two engines run the same job with the same outputs and resume semantics: `local` (this process,
+optionally a thread pool for HTTP backends) and `ray` (Ray Data actors, one LLM backend per actor;
+`recsage.llm.ray_engine`, imported only when asked for). Either way only the driver writes lines,
+so "written" always means "finished".
 """
 
 from __future__ import annotations
@@ -15,8 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +28,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from recsage.core.errors import InvalidInputError, RecsageError
-from recsage.llm.errors import TransientLLMError
+from recsage.llm.errors import EngineError, TransientLLMError
+
+ENGINES = ("local", "ray")
 
 
 @dataclass
@@ -55,10 +61,105 @@ class BatchSummary:
         }
 
 
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where a batch job runs. Overridable from CLI flags (`--engine ray --ray-address … --actors …`).
+
+    `ray`: a Ray Data actor pool of `actors` workers, each reserving `cpus_per_actor` CPUs (and
+    `gpus_per_actor` GPUs) and building its own LLM backend; `address` is a running cluster
+    (`host:port`, `ray://host:port` or `auto`), None starts a local Ray on this machine.
+    `block_size` records go to an actor per call; an actor that dies is restarted `max_restarts`
+    times, then the records it held are re-run one at a time and a record that still kills its
+    worker is written as a failure.
+    """
+
+    engine: str = "local"
+    address: str | None = None
+    actors: int = 1
+    cpus_per_actor: float = 1.0
+    gpus_per_actor: float = 0.0
+    block_size: int = 4
+    max_restarts: int = 2
+
+    def __post_init__(self) -> None:
+        if self.engine not in ENGINES:
+            raise InvalidInputError(f"unknown engine {self.engine!r}; known engines: {', '.join(ENGINES)}", field="engine")
+        for name in ("actors", "block_size"):
+            if int(getattr(self, name)) < 1:
+                raise InvalidInputError(f"{name} must be at least 1, got {getattr(self, name)}", field=name)
+        for name in ("cpus_per_actor", "gpus_per_actor", "max_restarts"):
+            if getattr(self, name) < 0:
+                raise InvalidInputError(f"{name} must not be negative, got {getattr(self, name)}", field=name)
+        if self.engine == "local" and self.address:
+            raise InvalidInputError("a Ray address needs --engine ray", field="address")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def call_with_retries(fn: Callable[[dict[str, Any]], dict[str, Any]], record: dict[str, Any], rid: str, *,
+                      max_retries: int, backoff_seconds: float) -> dict[str, Any]:
+    """One output row for one record: transient errors retried with backoff, recsage errors recorded."""
+    for attempt in range(max_retries + 1):
+        try:
+            return {"id": rid, "status": "ok", "result": fn(record), "error": None, "attempts": attempt + 1}
+        except TransientLLMError as e:
+            if attempt == max_retries:
+                return failed_row(rid, f"transient error after {attempt + 1} attempts: {e}", attempt + 1)
+            time.sleep(backoff_seconds * (2**attempt))
+        except RecsageError as e:
+            return failed_row(rid, str(e), attempt + 1)
+    raise AssertionError("unreachable")
+
+
+def failed_row(rid: str, error: str, attempts: int = 1) -> dict[str, Any]:
+    return {"id": rid, "status": "failed", "result": None, "error": error, "attempts": attempts}
+
+
+def output_line(row: dict[str, Any]) -> str:
+    return json.dumps(row, ensure_ascii=False, default=str) + "\n"
+
+
+class PartWriter:
+    """Appends output lines to this run's part, fsynced one by one, and keeps the run's counts."""
+
+    def __init__(self, part: Path, summary: BatchSummary, bar: Any, start: float) -> None:
+        self.part = part
+        self.summary = summary
+        self.bar = bar
+        self.start = start
+        self._out = open(part, "a", encoding="utf-8")
+
+    def skip(self) -> None:
+        self.summary.skipped_done += 1
+        self.bar.update(1)
+
+    def write(self, row: dict[str, Any], line: str | None = None) -> None:
+        self._out.write(line if line is not None else output_line(row))
+        self._out.flush()
+        os.fsync(self._out.fileno())
+        s = self.summary
+        if row["status"] == "ok":
+            s.new_ok += 1
+        else:
+            s.new_failed += 1
+            s.failure_reasons[str(row["error"]).split(":")[0][:80]] += 1
+        self.bar.update(1)
+        rate = (s.new_ok + s.new_failed) / max(time.perf_counter() - self.start, 1e-9)
+        self.bar.set_postfix(ok=s.new_ok, failed=s.new_failed, rate=f"{rate:.2f}/s")
+
+    def close(self) -> None:
+        self._out.close()
+        if self.part.stat().st_size == 0:
+            self.part.unlink()
+
+
 class BatchJob:
     """`fn(record) -> dict` is applied to each input record (a dict with an id field).
 
     Output lines are `{"id": …, "status": "ok"|"failed", "result": {...} | null, "error": str | null}`.
+    With `engine=EngineConfig(engine="ray")` `fn` is sent to Ray workers, so it must pickle
+    (cloudpickle): give it its LLM as configuration (`LazyBackend`), not a loaded model.
     """
 
     def __init__(
@@ -73,6 +174,7 @@ class BatchJob:
         retry_failed: bool = False,
         desc: str = "batch",
         progress: bool = True,
+        engine: EngineConfig | None = None,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.fn = fn
@@ -83,25 +185,45 @@ class BatchJob:
         self.retry_failed = retry_failed
         self.desc = desc
         self.progress = progress
+        self.engine = engine or EngineConfig()
 
     # ---- reading what exists ----
     def _parts(self) -> list[Path]:
         return sorted((self.out_dir / "parts").glob("part-*.jsonl"))
 
-    def read(self) -> tuple[dict[str, dict[str, Any]], int]:
-        """Latest line per id across parts (a retried failure is superseded), and the count of
-        unreadable lines (only a kill mid-write leaves one, always at the end of a part)."""
-        done: dict[str, dict[str, Any]] = {}
-        bad = 0
+    def _lines(self) -> Iterable[dict[str, Any] | None]:
+        """Every output line in write order; None for an unreadable one (only a kill mid-write leaves
+        one, always at the end of a part)."""
         for p in self._parts():
             with open(p, encoding="utf-8") as f:
                 for line in f:
                     try:
                         row = json.loads(line)
-                        done[str(row["id"])] = row
-                    except (json.JSONDecodeError, KeyError):
-                        bad += 1
+                        row["id"] = str(row["id"])
+                        yield row
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        yield None
+
+    def read(self) -> tuple[dict[str, dict[str, Any]], int]:
+        """Latest line per id across parts (a retried failure is superseded), and the count of
+        unreadable lines."""
+        done: dict[str, dict[str, Any]] = {}
+        bad = 0
+        for row in self._lines():
+            if row is None:
+                bad += 1
+            else:
+                done[row["id"]] = row
         return done, bad
+
+    def line_counts(self) -> Counter:
+        """Lines per id: more than one `ok` line for an id would be a duplicate (the kill tests check it)."""
+        return Counter(row["id"] for row in self._lines() if row is not None and row["status"] == "ok")
+
+    def finished_ids(self) -> set[str]:
+        """Ids a run skips: every ok id, and failed ids unless `retry_failed`."""
+        done, _ = self.read()
+        return {k for k, v in done.items() if v["status"] == "ok" or not self.retry_failed}
 
     def results(self) -> list[dict[str, Any]]:
         return list(self.read()[0].values())
@@ -114,19 +236,27 @@ class BatchJob:
 
     # ---- running ----
     def _call(self, record: dict[str, Any]) -> dict[str, Any]:
-        rid = str(record[self.id_field])
-        for attempt in range(self.max_retries + 1):
-            try:
-                return {"id": rid, "status": "ok", "result": self.fn(record), "error": None, "attempts": attempt + 1}
-            except TransientLLMError as e:
-                if attempt == self.max_retries:
-                    return {"id": rid, "status": "failed", "result": None, "error": f"transient error after {attempt + 1} attempts: {e}", "attempts": attempt + 1}
-                time.sleep(self.backoff_seconds * (2**attempt))
-            except RecsageError as e:
-                return {"id": rid, "status": "failed", "result": None, "error": str(e), "attempts": attempt + 1}
-        raise AssertionError("unreachable")
+        return call_with_retries(self.fn, record, str(record[self.id_field]), max_retries=self.max_retries,
+                                 backoff_seconds=self.backoff_seconds)
 
-    def run(self, records: Iterable[dict[str, Any]], total: int | None = None) -> BatchSummary:
+    def pending(self, records: Iterable[dict[str, Any]], finished: set[str], writer: PartWriter) -> Iterable[dict[str, Any]]:
+        """Input records not yet finished, after checking every id is present and unique."""
+        seen_ids: set[str] = set()
+        for rec in records:
+            if not isinstance(rec, dict) or self.id_field not in rec:
+                raise InvalidInputError("record has no id", record=len(seen_ids), field=self.id_field)
+            rid = str(rec[self.id_field])
+            if rid in seen_ids:
+                raise InvalidInputError(f"duplicate id {rid!r} in the input", record=len(seen_ids), field=self.id_field)
+            seen_ids.add(rid)
+            if rid in finished:
+                writer.skip()
+                continue
+            yield rec
+
+    def run(self, records: Any, total: int | None = None) -> BatchSummary:
+        """`records`: an iterable of dicts, or with the ray engine also a Ray Dataset (e.g.
+        `ray.data.read_parquet(dir)`), whose finished ids are then filtered inside the cluster."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "parts").mkdir(exist_ok=True)
         done, bad = self.read()
@@ -134,52 +264,41 @@ class BatchJob:
         finished = {k for k, v in done.items() if v["status"] == "ok" or not self.retry_failed}
         part = self.out_dir / "parts" / f"part-{len(self._parts()) + 1:05d}-{os.getpid()}.jsonl"
         start = time.perf_counter()
-        seen_ids: set[str] = set()
         bar = tqdm(total=total, desc=self.desc, unit="rec", disable=not self.progress, dynamic_ncols=True)
-        # Concurrency 1 runs in the caller's thread: llama.cpp's OpenMP team is per calling thread,
-        # and a worker thread's new team competes with the caller's still-spinning one on a small
-        # machine (measured: the same 4 prompts 19 s inline vs 26-31 s from a worker thread).
-        pool = ThreadPoolExecutor(max_workers=self.max_concurrency) if self.max_concurrency > 1 else None
-        with open(part, "a", encoding="utf-8") as out, pool or nullcontext():
+        writer = PartWriter(part, summary, bar, start)
+        try:
+            if self.engine.engine == "ray":
+                from recsage.llm.ray_engine import run_on_ray
 
-            def write(row: dict[str, Any]) -> None:
-                out.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
-                out.flush()
-                os.fsync(out.fileno())
-                if row["status"] == "ok":
-                    summary.new_ok += 1
-                else:
-                    summary.new_failed += 1
-                    summary.failure_reasons[row["error"].split(":")[0][:80]] += 1
-                bar.update(1)
-                bar.set_postfix(ok=summary.new_ok, failed=summary.new_failed, rate=f"{(summary.new_ok + summary.new_failed) / max(time.perf_counter() - start, 1e-9):.2f}/s")
-
-            inflight = set()
-            for rec in records:
-                if self.id_field not in rec:
-                    raise InvalidInputError("record has no id", record=len(seen_ids), field=self.id_field)
-                rid = str(rec[self.id_field])
-                if rid in seen_ids:
-                    raise InvalidInputError(f"duplicate id {rid!r} in the input", record=len(seen_ids), field=self.id_field)
-                seen_ids.add(rid)
-                if rid in finished:
-                    summary.skipped_done += 1
-                    bar.update(1)
-                    continue
-                if pool is None:  # one at a time: call in this thread (see `run`)
-                    write(self._call(rec))
-                    continue
-                inflight.add(pool.submit(self._call, rec))
-                if len(inflight) >= self.max_concurrency * 2:
-                    finished_now, inflight = wait(inflight, return_when=FIRST_COMPLETED)
-                    for f in finished_now:
-                        write(f.result())
-            for f in inflight:
-                write(f.result())
-        bar.close()
-        if part.stat().st_size == 0:
-            part.unlink()
+                run_on_ray(self, records, finished, writer)
+            elif not isinstance(records, Iterable) or isinstance(records, (str, bytes)):
+                raise EngineError(f"the local engine reads an iterable of records, got {type(records).__name__}; "
+                                  "a Ray Dataset needs --engine ray")
+            else:
+                self._run_local(self.pending(records, finished, writer), writer)
+        finally:
+            bar.close()
+            writer.close()
         summary.seconds = time.perf_counter() - start
         summary.total_done = len(self.read()[0])
         (self.out_dir / "summary.json").write_text(json.dumps(summary.to_dict(), indent=2))
         return summary
+
+    def _run_local(self, records: Iterable[dict[str, Any]], writer: PartWriter) -> None:
+        # Concurrency 1 runs in the caller's thread: llama.cpp's OpenMP team is per calling thread,
+        # and a worker thread's new team competes with the caller's still-spinning one on a small
+        # machine (measured: the same 4 prompts 19 s inline vs 26-31 s from a worker thread).
+        if self.max_concurrency == 1:
+            for rec in records:
+                writer.write(self._call(rec))
+            return
+        with ThreadPoolExecutor(max_workers=self.max_concurrency) as pool:
+            inflight: set = set()
+            for rec in records:
+                inflight.add(pool.submit(self._call, rec))
+                if len(inflight) >= self.max_concurrency * 2:
+                    finished_now, inflight = wait(inflight, return_when=FIRST_COMPLETED)
+                    for f in finished_now:
+                        writer.write(f.result())
+            for f in inflight:
+                writer.write(f.result())

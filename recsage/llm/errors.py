@@ -15,3 +15,7 @@ class TransientLLMError(LLMError):
 
 class ModelFileError(LLMError):
     """Weights missing, truncated or corrupted (size/hash mismatch)."""
+
+
+class EngineError(LLMError):
+    """A batch engine could not start or run: unreachable Ray address, a job that cannot be sent to workers."""

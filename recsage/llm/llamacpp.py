@@ -18,7 +18,10 @@ from recsage.llm.types import Completion, GenerationParams, Message
 
 
 def default_threads() -> int:
-    # llama.cpp defaults to 1 thread on this machine kind; use every core we may use
+    """RECSAGE_LLM_THREADS when set (a Ray actor sets it to the CPUs it reserved), else every core
+    we may use (llama.cpp itself defaults to 1 thread on this machine kind)."""
+    if os.environ.get("RECSAGE_LLM_THREADS", "").isdigit() and int(os.environ["RECSAGE_LLM_THREADS"]) > 0:
+        return int(os.environ["RECSAGE_LLM_THREADS"])
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - non-Linux

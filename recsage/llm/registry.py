@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -93,3 +94,70 @@ def get_backend(name: str | None = None, *, config: LLMConfig | None = None, **o
     if cfg.cache:
         backend = CachedBackend(backend, LLMCache(cfg.cache_path))
     return backend
+
+
+class LazyBackend(LLMBackend):
+    """A backend given as configuration, built (with its cache) on first use in the process using it.
+
+    Ray workers receive a batch job's function pickled; a loaded llama.cpp model cannot travel,
+    its `LLMConfig` can — so each actor builds one model of its own. Pickling drops a built backend.
+    """
+
+    def __init__(self, config: LLMConfig) -> None:
+        self.config = config
+        self._backend: LLMBackend | None = None
+
+    def built(self) -> LLMBackend:
+        if self._backend is None:
+            self._backend = get_backend(config=self.config)
+        return self._backend
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "_backend": None}
+
+    @property
+    def name(self) -> str:  # type: ignore[override]
+        return self._backend.name if self._backend is not None else self.config.backend
+
+    @property
+    def supports_json_schema(self) -> bool:  # type: ignore[override]
+        return self.built().supports_json_schema
+
+    @property
+    def max_concurrency(self) -> int:  # type: ignore[override]
+        return self.built().max_concurrency
+
+    @property
+    def model_id(self) -> str:
+        """Known without loading the model for the embedded, llamacpp and server backends."""
+        cfg = self.config
+        if self._backend is None:
+            if cfg.backend == "embedded":
+                from recsage.llm.embedded import DEFAULT_MODEL, resolve_model
+
+                return resolve_model(cfg.model or DEFAULT_MODEL).name
+            if cfg.backend == "llamacpp" and cfg.model:
+                return Path(cfg.model).stem
+            if cfg.backend == "openai" and cfg.model:
+                return cfg.model
+        return self.built().model_id
+
+    def chat(self, conversations, params=None, json_schema=None):  # type: ignore[no-untyped-def]
+        return self.built().chat(conversations, params, json_schema)
+
+    def info(self) -> dict[str, Any]:
+        return self.built().info()
+
+    def close(self) -> None:
+        if self._backend is not None:
+            self._backend.close()
+            self._backend = None
+
+
+def backend_for(engine: Any, llm: LLMConfig | None = None) -> LLMBackend:
+    """The backend a pipeline hands its component: loaded here for the local engine, configuration
+    for the ray engine (each actor loads its own, see `LazyBackend`)."""
+    cfg = llm or LLMConfig.from_env()
+    if engine is not None and getattr(engine, "engine", "local") == "ray":
+        return LazyBackend(cfg)
+    return get_backend(config=cfg)

@@ -21,7 +21,8 @@ from recsage.datasets.comment_sections import CommentSections, SectionConfig, bu
 from recsage.knowledge.lcu.annotate import AnnotationRun, CommentAnnotator, annotate_comments_batch, post_text, read_labels
 from recsage.knowledge.lcu.labels import LabelLayout
 from recsage.knowledge.lcu.student import CommentLabelStudent, student_inputs
-from recsage.llm.registry import LLMConfig, get_backend
+from recsage.llm.batch import EngineConfig
+from recsage.llm.registry import LLMConfig, backend_for
 
 COMMENT_EMBED_CHARS = 300  # the first ~75 tokens: MiniLM runs ~50 comments/s on 2 cores at 500 chars
 SOURCES = ("reddit", "kuaicomt")
@@ -64,17 +65,17 @@ def teacher_sample(sections: CommentSections, n: int, *, seed: int = 0) -> pd.Da
 
 
 def annotate_comments(sections: CommentSections, out_dir: str | Path, *, n: int = 1000, seed: int = 0, llm: LLMConfig | None = None,
-                      progress: bool = True, layout: LabelLayout | None = None) -> AnnotationRun:
+                      progress: bool = True, layout: LabelLayout | None = None, engine: EngineConfig | None = None) -> AnnotationRun:
     """The teacher job: `n` sampled training comments labelled by the LLM (resumes from `out_dir`)."""
     sample = teacher_sample(sections, n, seed=seed)
-    annotator = CommentAnnotator(get_backend(config=llm or LLMConfig.from_env()), layout or LabelLayout())
+    annotator = CommentAnnotator(backend_for(engine, llm), layout or LabelLayout())
     meta_path = Path(out_dir) / "meta.json"
     meta_path.parent.mkdir(parents=True, exist_ok=True)
     previous = json.loads(meta_path.read_text()) if meta_path.exists() else {}
     meta = {**previous, "component": "lcu.CommentAnnotator", "model": annotator.backend.model_id, "prompt": annotator.prompt_id,
             "layout": annotator.layout.version, "sample": {"n": int(len(sample)), "seed": seed, "from": "comments visible in training examples"}, "sections": sections.config.to_dict()}
     meta_path.write_text(json.dumps(meta, indent=2, default=str))  # written first: a killed job still says what produced its labels
-    run = annotate_comments_batch(annotator, sample, out_dir, progress=progress)
+    run = annotate_comments_batch(annotator, sample, out_dir, progress=progress, engine=engine)
     if run.summary.new_ok + run.summary.new_failed:  # a run that only skipped keeps the last measured throughput
         meta.update({"seconds": run.meta["seconds"], "comments_per_minute": run.meta["comments_per_minute"], "summary": run.summary.to_dict()})
     meta_path.write_text(json.dumps(meta, indent=2, default=str))

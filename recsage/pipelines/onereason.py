@@ -25,7 +25,8 @@ from recsage.generation.onereason.thinker import LEVELS, ChainThinker
 from recsage.generation.onereason.verbalise import ChainVerbaliser, read_verbalised, verbalise_chains_batch
 from recsage.generation.onereason.verify import ChainVerifier, chain_facts, deduction_claim, template_text
 from recsage.llm import get_backend
-from recsage.llm.registry import LLMConfig
+from recsage.llm.batch import EngineConfig
+from recsage.llm.registry import LLMConfig, backend_for
 from recsage.recmodels.thinking import ThinkingConfig, ThinkingSIDRecommender
 from recsage.tokenizers import SIDTable
 
@@ -127,17 +128,16 @@ def verifier_for(dataset: Dataset, vocab: InterestVocab) -> ChainVerifier:
 
 
 def verbalise_chains(prepared: str | Path, cot_dir: str | Path, *, limit: int | None = None, hindsight: bool = False,
-                     llm: LLMConfig | None = None, progress: bool = True) -> dict[str, Any]:
+                     llm: LLMConfig | None = None, progress: bool = True, engine: EngineConfig | None = None) -> dict[str, Any]:
     """The embedded (or configured) LLM words the first `limit` saved chains; the verifier keeps
     what the chain supports. Resumable: cot_dir/verbalised[-hindsight]/parts."""
     dataset = Dataset.load(prepared)
     meta = json.loads((Path(cot_dir) / "meta.json").read_text()) if (Path(cot_dir) / "meta.json").exists() else {}
     vocab = chain_folder_vocab(dataset, meta)
     chains = read_chains(cot_dir)[: limit if limit is not None else None]
-    backend = get_backend(config=llm or LLMConfig.from_env())
-    verbaliser = ChainVerbaliser(backend, verifier_for(dataset, vocab), item_titles(dataset))
+    verbaliser = ChainVerbaliser(backend_for(engine, llm), verifier_for(dataset, vocab), item_titles(dataset))
     out = Path(cot_dir) / ("verbalised-hindsight" if hindsight else "verbalised")
-    run = verbalise_chains_batch(verbaliser, chains, out, hindsight=hindsight, progress=progress)
+    run = verbalise_chains_batch(verbaliser, chains, out, hindsight=hindsight, progress=progress, engine=engine)
     (out / "meta.json").write_text(json.dumps(run, indent=2))
     return run
 

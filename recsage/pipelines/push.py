@@ -21,8 +21,8 @@ from recsage.generation.pushgen.pairs import balanced_orientation, build_pairs, 
 from recsage.generation.pushgen.reward import REWARD_MODELS, load_reward_model
 from recsage.generation.pushgen.styles import load_style_library
 from recsage.llm.base import LLMBackend
-from recsage.llm.batch import BatchJob
-from recsage.llm.registry import LLMConfig, get_backend
+from recsage.llm.batch import BatchJob, EngineConfig
+from recsage.llm.registry import LLMConfig, backend_for
 
 
 def upworthy_pairs(path: str | Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
@@ -128,6 +128,7 @@ def generate_push_batch(
     limit: int | None = None,
     progress: bool = True,
     backend: LLMBackend | None = None,
+    engine: EngineConfig | None = None,
 ) -> dict[str, Any]:
     """Resumable batch: one finished item (all its styles) per JSONL line under `<out>.parts/`,
     then the whole output as Parquet at `out`. A kill loses at most the item in flight."""
@@ -135,29 +136,40 @@ def generate_push_batch(
     lib = load_style_library(library)
     lib.select(styles)  # unknown/empty styles fail before any LLM call
     constraints = constraints or PushConstraints()
-    backend = backend or get_backend(config=llm or LLMConfig.from_env())
-    reward = load_reward_model(reward_dir) if reward_dir else None
-    from recsage.llm.embed import Embedder
+    engine = engine or EngineConfig()
+    backend = backend or backend_for(engine, llm)
+    reward = load_reward_model(reward_dir) if reward_dir else None  # a bad reward folder fails before any LLM call
+    reward_name = str(reward_dir or "none")
 
-    embed = Embedder().embed
-    gen = PushCopyGenerator(backend, lib, reward.score if reward else None, embed, n=n, reward_name=str(reward_dir or "none"))
+    def build_generator(rm: Any) -> PushCopyGenerator:
+        from recsage.llm.embed import Embedder
+
+        return PushCopyGenerator(backend, lib, rm.score if rm else None, Embedder().embed, n=n, reward_name=reward_name)
+
+    # One generator per process: built here for the local engine, inside each actor for Ray
+    # (the reward and embedding models are loaded there rather than pickled across).
+    built: dict[str, PushCopyGenerator] = {}
+    if engine.engine == "local":
+        built["gen"] = build_generator(reward)
 
     def one(rec: dict[str, Any]) -> dict[str, Any]:
         if not rec["text"].strip():
             raise InvalidInputError("item has no text to write copy for", record=rec["id"], field="/".join(text_fields))
+        gen = built.get("gen") or built.setdefault("gen", build_generator(load_reward_model(reward_dir) if reward_dir else None))
         return {"results": [r.to_record() for r in gen.generate(rec["id"], rec["text"], styles, constraints)]}
 
     records = iter_items(items, id_field=id_field, text_fields=text_fields)
     if limit is not None:
         records = (r for i, r in enumerate(records) if i < limit)
-    job = BatchJob(push_parts_dir(out), one, id_field="id", desc="push copy", progress=progress)
+    job = BatchJob(push_parts_dir(out), one, id_field="id", desc="push copy", progress=progress, engine=engine)
     t0 = time.perf_counter()
     summary = job.run(records)
     frame = push_frame(job.results())
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(out, index=False)
     meta = {**summary.to_dict(), "rows": len(frame), "items_ok": int(summary.total_done - summary.new_failed), "model": backend.model_id,
-            "prompt": gen.prompt_id, "reward_model": gen.reward_name, "styles": styles, "n": n, "seconds": round(time.perf_counter() - t0, 1),
+            "prompt": PushCopyGenerator.prompt_id_for(lib), "reward_model": reward_name,
+            "engine": engine.to_dict(), "styles": styles, "n": n, "seconds": round(time.perf_counter() - t0, 1),
             "rejections": dict(rejection_counts(frame))}
     Path(str(out) + ".json").write_text(json.dumps(meta, indent=2, default=str))
     return meta

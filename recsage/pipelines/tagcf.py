@@ -18,7 +18,8 @@ from recsage.knowledge.tagcf.graph import RoleGraph
 from recsage.knowledge.tagcf.roles import fit_temperature, graph_role_scores, majority_prediction, ranked_from_scores, role_metrics, topic_frequency_prediction
 from recsage.knowledge.tagcf.vocab import STARTER_ROLES, TagVocabulary, consolidate, load_role_groups, seed_vocabulary
 from recsage.llm.base import LLMBackend
-from recsage.llm.registry import LLMConfig, get_backend
+from recsage.llm.batch import EngineConfig
+from recsage.llm.registry import LLMConfig, backend_for, get_backend
 
 ROLE_RENAMES = {"other": "other occupation", "none": "no occupation", "M": "male", "F": "female"}
 
@@ -128,6 +129,7 @@ def tag_items(
     limit: int | None = None,
     progress: bool = True,
     retry_failed: bool = False,
+    engine: EngineConfig | None = None,
 ) -> dict[str, Any]:
     """LLM tags for the `limit` most popular items (all by default), resumable; writes item_tags.parquet
     merging LLM tags with the data-derived topics every item has."""
@@ -138,9 +140,9 @@ def tag_items(
         items = items.head(limit)
     base = {"topics_version": topics.version, "roles_version": roles.version, "items_total": len(dataset.items)}
     if len(items):
-        backend = get_backend(config=llm or LLMConfig.from_env())
-        tagger = ItemTagger(backend, topics, roles)
-        run = tag_items_batch(tagger, items.drop(columns=["n_interactions"]), out / "llm_tags", progress=progress, retry_failed=retry_failed)
+        tagger = ItemTagger(backend_for(engine, llm), topics, roles)
+        run = tag_items_batch(tagger, items.drop(columns=["n_interactions"]), out / "llm_tags", progress=progress, retry_failed=retry_failed,
+                              engine=engine)
         llm_tags = run.tags
         failed = int((llm_tags["status"] != "ok").sum()) if len(llm_tags) else 0
         meta = {**run.meta, **run.summary.to_dict(), "items_tagged_by_llm": int((llm_tags["status"] == "ok").sum()) if len(llm_tags) else 0,

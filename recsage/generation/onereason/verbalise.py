@@ -20,7 +20,7 @@ from recsage.core.errors import RecsageError
 from recsage.generation.onereason.chains import Chain
 from recsage.generation.onereason.verify import PARTS, ChainVerifier, chain_facts
 from recsage.llm.base import LLMBackend
-from recsage.llm.batch import BatchJob
+from recsage.llm.batch import BatchJob, EngineConfig
 from recsage.llm.prompts import PromptTemplate
 from recsage.llm.structured import structured
 from recsage.llm.types import GenerationParams
@@ -71,20 +71,20 @@ class ChainVerbaliser:
 
 
 def verbalise_chains_batch(verbaliser: ChainVerbaliser, chains: Sequence[Chain], out_dir: str | Path, *, hindsight: bool = False,
-                           progress: bool = True) -> dict[str, Any]:
+                           progress: bool = True, engine: EngineConfig | None = None) -> dict[str, Any]:
     """Resumable: one JSONL line per finished chain under out_dir/parts. Returns the run's meta
     (model, prompt, counts by status, chains per minute)."""
-    by_user = {str(c.user_id): c for c in chains}
     t0 = time.perf_counter()
 
     def one(rec: dict[str, Any]) -> dict[str, Any]:
-        r = verbaliser.verbalise([by_user[str(rec["user_id"])]], hindsight=hindsight)[0]
+        r = verbaliser.verbalise([rec["chain"]], hindsight=hindsight)[0]
         if r["status"] == "failed":
             raise RecsageError(f"{r['error']}; raw output: {r.get('raw', '')!r}")
         return {k: v for k, v in r.items() if k != "user_id"}
 
-    job = BatchJob(out_dir, one, id_field="user_id", desc="verbalise chains", progress=progress)
-    summary = job.run(({"user_id": c.user_id} for c in chains), total=len(chains))
+    job = BatchJob(out_dir, one, id_field="user_id", desc="verbalise chains", progress=progress, engine=engine)
+    # each record carries its chain, so a Ray worker needs nothing but its own record
+    summary = job.run(({"user_id": c.user_id, "chain": c} for c in chains), total=len(chains))
     frame = read_verbalised(out_dir)
     statuses = Counter(frame["status"])
     return {"component": "onereason.ChainVerbaliser", "model": verbaliser.backend.model_id, "prompt": verbaliser.prompt_id,

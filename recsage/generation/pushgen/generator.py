@@ -65,7 +65,12 @@ class PushCopyGenerator:
 
     @property
     def prompt_id(self) -> str:
-        return f"{PUSH_PROMPT.id}+styles@{self.library.fingerprint}"
+        return self.prompt_id_for(self.library)
+
+    @staticmethod
+    def prompt_id_for(library: StyleLibrary) -> str:
+        """Known before a generator exists (a Ray job builds its generators inside the workers)."""
+        return f"{PUSH_PROMPT.id}+styles@{library.fingerprint}"
 
     def messages(self, item_text: str, style: Style, constraints: PushConstraints) -> list[dict[str, str]]:
         msgs = PUSH_PROMPT.render(item=item_text[: self.max_item_chars], n=self.n)

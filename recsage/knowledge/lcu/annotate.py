@@ -19,7 +19,7 @@ import pandas as pd
 from recsage.core.errors import InvalidInputError, RecsageError
 from recsage.knowledge.lcu.labels import CATEGORICAL, LabelLayout
 from recsage.llm.base import LLMBackend
-from recsage.llm.batch import BatchJob, BatchSummary
+from recsage.llm.batch import BatchJob, BatchSummary, EngineConfig
 from recsage.llm.prompts import PromptTemplate
 from recsage.llm.structured import structured
 from recsage.llm.types import GenerationParams
@@ -105,7 +105,7 @@ class AnnotationRun:
 
 
 def annotate_comments_batch(annotator: CommentAnnotator, rows: pd.DataFrame, out_dir: str | Path, *, progress: bool = True,
-                            retry_failed: bool = False) -> AnnotationRun:
+                            retry_failed: bool = False, engine: EngineConfig | None = None) -> AnnotationRun:
     """Resumable: one JSONL line per finished comment under out_dir/parts; a kill loses nothing."""
     if "comment_id" not in rows or "comment" not in rows:
         raise InvalidInputError("rows need 'comment_id' and 'comment' (and 'post') columns", field="comment_id")
@@ -117,7 +117,8 @@ def annotate_comments_batch(annotator: CommentAnnotator, rows: pd.DataFrame, out
             raise RecsageError(f"{r['error']}; raw output: {r.get('raw', '')!r}")
         return {k: v for k, v in r.items() if k != "status"}
 
-    job = BatchJob(out_dir, one, id_field="comment_id", desc="label comments", progress=progress, retry_failed=retry_failed)
+    job = BatchJob(out_dir, one, id_field="comment_id", desc="label comments", progress=progress, retry_failed=retry_failed,
+                   engine=engine)
     summary = job.run((r for r in rows.to_dict("records")), total=len(rows))
     meta = {"component": "lcu.CommentAnnotator", "model": annotator.backend.model_id, "prompt": annotator.prompt_id,
             "layout": annotator.layout.version, "seconds": round(time.perf_counter() - t0, 2),

@@ -18,7 +18,7 @@ import pandas as pd
 from recsage.core.errors import InvalidInputError, RecsageError
 from recsage.knowledge.tagcf.vocab import TagVocabulary, normalise_tag
 from recsage.llm.base import LLMBackend
-from recsage.llm.batch import BatchJob, BatchSummary
+from recsage.llm.batch import BatchJob, BatchSummary, EngineConfig
 from recsage.llm.prompts import PromptTemplate
 from recsage.llm.structured import structured
 from recsage.llm.types import GenerationParams
@@ -184,8 +184,9 @@ class TaggingRun:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def tag_items_batch(tagger: ItemTagger, items: pd.DataFrame, out_dir: str | Path, *, progress: bool = True, retry_failed: bool = False) -> TaggingRun:
-    """Resumable tagging: one JSONL line per finished item under out_dir/parts."""
+def tag_items_batch(tagger: ItemTagger, items: pd.DataFrame, out_dir: str | Path, *, progress: bool = True, retry_failed: bool = False,
+                    engine: EngineConfig | None = None) -> TaggingRun:
+    """Resumable tagging: one JSONL line per finished item under out_dir/parts (on Ray with `engine`)."""
     t0 = time.perf_counter()
 
     def one(rec: dict[str, Any]) -> dict[str, Any]:
@@ -194,7 +195,7 @@ def tag_items_batch(tagger: ItemTagger, items: pd.DataFrame, out_dir: str | Path
             raise RecsageError(f"tagging failed: {t.error}; raw output: {(t.raw or '')[:300]!r}")
         return {"topics": list(t.topics), "roles": list(t.roles), "confidence": t.confidence}
 
-    job = BatchJob(out_dir, one, id_field="item_id", desc="tag items", progress=progress, retry_failed=retry_failed)
+    job = BatchJob(out_dir, one, id_field="item_id", desc="tag items", progress=progress, retry_failed=retry_failed, engine=engine)
     records = (r for r in items.to_dict("records"))
     summary = job.run(records, total=len(items))
     frame = job.to_frame()

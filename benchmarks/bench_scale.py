@@ -1,0 +1,230 @@
+"""Scale-out benchmark: the same LLM batch job on the local engine and on Ray Data (1 and 2 actors),
+kill -9 of the Ray driver three times with resume, and a paper projection for 10M items on GPUs.
+
+Run: .venv/bin/python benchmarks/bench_scale.py [--n 72] [--seeds 0,1,2] [--kill-n 40]
+Each (engine, seed) runs in its own subprocess with a fresh local Ray, on the embedded 0.5B model
+(llama.cpp, greedy, cache off): items/min, Ray's start-up and per-item overhead, peak memory of the
+driver plus its Ray workers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from _common import REPO, print_table, require_shared, write_results
+
+MODEL = "small"  # the embedded 0.5B (qwen2.5-coder-0.5b-instruct q4_k_m)
+MAX_TOKENS = 24
+ENGINES = {
+    "local": {"engine": "local"},
+    "ray-1x2cpu": {"engine": "ray", "actors": 1, "cpus_per_actor": 2, "block_size": 4},
+    "ray-2x1cpu": {"engine": "ray", "actors": 2, "cpus_per_actor": 1, "block_size": 4},
+}
+
+
+def prompts(n: int, seed: int) -> list[dict]:
+    items = json.loads((require_shared() / "amazon-scientific" / "Scientific.item.json").read_text())
+    ids = sorted(items, key=int)
+    random.Random(seed).shuffle(ids)
+    return [{"id": i, "title": items[i]["title"][:200]} for i in ids[:n]]
+
+
+def summarise(rec: dict) -> dict:
+    """The job: a short product phrase per title (a push-copy-sized generation)."""
+    from recsage.llm import GenerationParams, LazyBackend, LLMConfig
+
+    backend = _BACKEND.setdefault("b", LazyBackend(LLMConfig(backend="embedded", model=MODEL, cache=False, n_ctx=1024)))
+    out = backend.chat([[{"role": "system", "content": "Write a 6-word shopping phrase for the product in the data block."},
+                         {"role": "user", "content": f'<data name="item">\n{rec["title"]}\n</data>'}]],
+                       GenerationParams(max_tokens=MAX_TOKENS, temperature=0.0))[0]
+    return {"text": out.text, "tokens": out.completion_tokens}
+
+
+_BACKEND: dict = {}
+
+
+class TreeMemory:
+    """Peak summed RSS of this process and every Ray worker/raylet process (sampled every 0.5 s)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self.psutil, self.peak, self._stop = psutil, 0.0, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        me = self.psutil.Process()
+        while not self._stop.is_set():
+            total = 0
+            for p in [me, *me.children(recursive=True)]:
+                try:
+                    total += p.memory_info().rss
+                except self.psutil.Error:
+                    pass
+            self.peak = max(self.peak, total / 2**20)
+            time.sleep(0.5)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self.thread.join()
+
+
+def one(engine_name: str, n: int, seed: int) -> dict:
+    from recsage.llm import BatchJob, EngineConfig
+
+    engine = EngineConfig(**ENGINES[engine_name])
+    recs = prompts(n, seed)
+    out = Path(tempfile.mkdtemp()) / "job"
+    with TreeMemory() as mem:
+        t0 = time.perf_counter()
+        startup = 0.0
+        if engine.engine == "ray":
+            from recsage.llm.ray_engine import connect
+
+            connect(engine)
+            startup = time.perf_counter() - t0
+        else:  # the local engine loads its model on the first call; load it here to time it apart
+            summarise(recs[0])
+            startup = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        summary = BatchJob(out, summarise, progress=False, engine=engine).run(recs, total=n)
+        run = time.perf_counter() - t1
+    results = BatchJob(out, summarise).results()
+    tokens = sum((r["result"] or {}).get("tokens", 0) for r in results)
+    return {"dataset": "amazon-scientific titles", "method": engine_name, "seed": seed, "n": n, "ok": summary.new_ok,
+            "failed": summary.new_failed, "items_per_min": round(60 * n / run, 2), "startup_s": round(startup, 2),
+            "completion_tokens": tokens, "seconds": round(time.perf_counter() - t0, 2), "peak_mb": round(mem.peak, 1),
+            "texts": {r["id"]: (r["result"] or {}).get("text") for r in results}}
+
+
+def kill_resume(n: int, kills: int, seed: int) -> dict:
+    """Starts the 2-actor Ray job in a child, kill -9s its process group at a random point, `kills`
+    times, then resumes it to the end; counts ids lost and lines duplicated."""
+    from recsage.llm import BatchJob
+
+    out = Path(tempfile.mkdtemp()) / "killed"
+    rng = random.Random(seed)
+    lines_at_kill = []
+    t0 = time.perf_counter()
+    for _ in range(kills):
+        child = subprocess.Popen([sys.executable, __file__, "--kill-child", str(out), "--kill-n", str(n), "--seeds", str(seed)],
+                                 start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        before = _lines(out)
+        target = before + rng.randint(2, max(3, n // (kills + 2)))
+        while _lines(out) < target and child.poll() is None:
+            time.sleep(0.05)
+        time.sleep(rng.uniform(0, 1.0))  # also mid-block, not only right after a write
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait()
+        lines_at_kill.append(_lines(out))
+    subprocess.run([sys.executable, __file__, "--kill-child", str(out), "--kill-n", str(n), "--seeds", str(seed)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    job = BatchJob(out, summarise)
+    counts = job.line_counts()
+    expected = {r["id"] for r in prompts(n, seed)}
+    return {"dataset": "amazon-scientific titles", "method": f"ray-2x1cpu kill -9 x{kills} + resume", "seed": seed, "n": n,
+            "lines_at_kills": lines_at_kill, "lost": len(expected - set(counts)), "duplicated": sum(c - 1 for c in counts.values() if c > 1),
+            "truncated_lines": job.read()[1], "seconds": round(time.perf_counter() - t0, 2), "peak_mb": None}
+
+
+def _lines(out: Path) -> int:
+    return sum(1 for p in (out / "parts").glob("*.jsonl") for _ in open(p)) if (out / "parts").exists() else 0
+
+
+def projection(rows: list[dict]) -> list[dict]:
+    """Items/hour for 10M items on N GPU workers with vLLM, from measured tokens per item and a
+    stated per-GPU throughput (assumptions in the row)."""
+    local = [r for r in rows if r["method"] == "local"]
+    tok_per_item = statistics.mean(r["completion_tokens"] / r["n"] for r in local)
+    prompt_tok = 60  # system + delimited title, measured order of magnitude for these prompts
+    out = []
+    # Assumption: a small (0.5B-1.5B) instruct model under vLLM continuous batching on one L4/A10G
+    # sustains ~2,500 generated tok/s with short prompts (prefill is cheap next to decode here).
+    for workers in (1, 8, 64):
+        gen_tok_s = 2500 * workers
+        items_h = gen_tok_s * 3600 / tok_per_item
+        out.append({"dataset": "projection", "method": f"vLLM x{workers} GPU (assumed 2,500 gen tok/s/GPU)", "seed": None,
+                    "tokens_per_item": round(tok_per_item + prompt_tok, 1), "items_per_hour": round(items_h),
+                    "hours_for_10M": round(10_000_000 / items_h, 2), "seconds": None, "peak_mb": None})
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=72)
+    ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--kill-n", type=int, default=40)
+    ap.add_argument("--one", nargs=2, metavar=("ENGINE", "SEED"))
+    ap.add_argument("--kill-child", type=Path)
+    args = ap.parse_args()
+    if args.kill_child:
+        from ray import cloudpickle
+
+        from recsage.llm import BatchJob, EngineConfig
+
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        BatchJob(args.kill_child, summarise, progress=False, engine=EngineConfig(**ENGINES["ray-2x1cpu"])).run(
+            prompts(args.kill_n, int(args.seeds)))
+        return
+    if args.one:
+        from ray import cloudpickle
+
+        cloudpickle.register_pickle_by_value(sys.modules[__name__])
+        print(json.dumps(one(args.one[0], args.n, int(args.one[1]))))
+        return
+    seeds = [int(s) for s in args.seeds.split(",")]
+    rows = []
+    for seed in seeds:
+        for name in ENGINES:
+            res = subprocess.run([sys.executable, __file__, "--one", name, str(seed), "--n", str(args.n)], capture_output=True, text=True,
+                                 cwd=REPO)
+            if res.returncode:
+                sys.exit(f"{name} seed {seed} failed:\n{res.stderr[-3000:]}")
+            row = json.loads(res.stdout.strip().splitlines()[-1])
+            print(f"{name} seed {seed}: {row['items_per_min']} items/min, start-up {row['startup_s']} s", flush=True)
+            rows.append(row)
+    for seed in seeds:  # same outputs on every engine (greedy decoding, same threads per model)
+        texts = [r.pop("texts") for r in rows if r["seed"] == seed]
+        same = sum(all(t[k] == texts[0][k] for t in texts) for k in texts[0])
+        for r in rows:
+            if r["seed"] == seed:
+                r["same_output_as_local"] = f"{same}/{len(texts[0])}"
+    table = []
+    for name in ENGINES:
+        rs = [r for r in rows if r["method"] == name]
+        ipm = [r["items_per_min"] for r in rs]
+        table.append({"method": name, "items/min": f"{statistics.mean(ipm):.1f} ± {statistics.pstdev(ipm):.1f}",
+                      "start-up s": f"{statistics.mean(r['startup_s'] for r in rs):.1f}",
+                      "same as local": ", ".join(r["same_output_as_local"] for r in rs),
+                      "peak MB": f"{max(r['peak_mb'] for r in rs):.0f}"})
+    base = statistics.mean(r["items_per_min"] for r in rows if r["method"] == "local")
+    for t, name in zip(table, ENGINES):
+        mean = statistics.mean(r["items_per_min"] for r in rows if r["method"] == name)
+        t["ratio vs local"] = f"{mean / base:.2f}"
+        t["overhead s/item"] = f"{60 / mean - 60 / base:+.3f}"
+    print_table(table, ["method", "items/min", "ratio vs local", "overhead s/item", "start-up s", "same as local", "peak MB"],
+                f"Same {args.n} prompts per seed (seeds {args.seeds}), embedded 0.5B, 2 cores; mean ± std over seeds")
+    kill = kill_resume(args.kill_n, 3, 0)
+    print_table([kill], ["method", "n", "lines_at_kills", "lost", "duplicated", "truncated_lines", "seconds"], "kill -9 the Ray driver 3x, then resume (target 0 lost / 0 duplicated)")
+    proj = projection(rows)
+    print_table(proj, ["method", "tokens_per_item", "items_per_hour", "hours_for_10M"], "Projection on paper: 10M items")
+    write_results("bench_scale", rows + [kill] + proj)
+
+
+if __name__ == "__main__":
+    main()
