@@ -93,13 +93,10 @@ def one(engine_name: str, n: int, seed: int) -> dict:
     with TreeMemory() as mem:
         t0 = time.perf_counter()
         startup = 0.0
-        if engine.engine == "ray":
+        if engine.engine == "ray":  # joining/starting Ray, timed apart; loading the model is in the job on both engines
             from recsage.llm.ray_engine import connect
 
             connect(engine)
-            startup = time.perf_counter() - t0
-        else:  # the local engine loads its model on the first call; load it here to time it apart
-            summarise(recs[0])
             startup = time.perf_counter() - t0
         t1 = time.perf_counter()
         summary = BatchJob(out, summarise, progress=False, engine=engine).run(recs, total=n)
@@ -129,6 +126,8 @@ def kill_resume(n: int, kills: int, seed: int) -> dict:
         while _lines(out) < target and child.poll() is None:
             time.sleep(0.05)
         time.sleep(rng.uniform(0, 1.0))  # also mid-block, not only right after a write
+        if child.poll() is not None:
+            sys.exit(f"the Ray job ended (exit {child.returncode}) before it could be killed: raise --kill-n")
         os.killpg(child.pid, signal.SIGKILL)
         child.wait()
         lines_at_kill.append(_lines(out))

@@ -51,6 +51,7 @@ def test_demo_runs_on_bundled_sample(tmp_path, bundled_data):
     assert r.exit_code == 0, r.output
     assert "itemknn" in r.output and "400 headline A/B tests" in r.output
     assert "TagCF" in r.output and "2 items tagged, 0 failed" in r.output
+    assert "Scale-out" in r.output and "same tags as the local engine for 2/2" in r.output
     assert "PushGen" in r.output and "held-out accuracy" in r.output
     assert "Semantic IDs" in r.output and "<a_" in r.output
     assert "Feature tables" in r.output and "Ranking stage" in r.output and "the score by" in r.output

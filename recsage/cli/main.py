@@ -165,6 +165,11 @@ def demo(
             console.print(f"  {ex['title']}\n    topics {ex['topics']}  roles {ex['roles']}")
         if tc["edges"]:
             _print_rows(tc["edges"], ["source", "target", "weight", "llm_count"], "top role → topic edges")
+    if "scale" in report:
+        sc = report["scale"]
+        line = sc.get("skipped") or (f"tagging on {sc['engine']}: {sc['ok']}/{sc['items']} items, same tags as the local engine "
+                                     f"for {sc['same_as_local']} ({sc['seconds']} s)")
+        console.print(f"\n[bold]Scale-out[/]: {line}")
     if "push" in report:
         pu = report["push"]
         ho = pu["held_out"]

@@ -60,6 +60,9 @@ def run_demo(data_dir: str | Path | None = None, out_dir: str | Path = ".recsage
         report["tagcf"] = demo_role_graph(ds, out_dir / "tagcf", n_llm_items, cfg)
         report["steps"].append((f"TagCF: LLM vocabularies + tags for {n_llm_items} items + role graph ({report['tagcf']['model']})", time.perf_counter() - t))
         t = time.perf_counter()
+        report["scale"] = demo_scale_out(ds, out_dir / "tagcf", out_dir / "tagcf-ray", min(n_llm_items, 2), cfg)
+        report["steps"].append(("Scale-out: the same tagging job on a local Ray cluster (one actor), compared with the local run", time.perf_counter() - t))
+        t = time.perf_counter()
         report["push"] = demo_push_copy(ds, Dataset.load(out_dir / "upworthy"), out_dir / "push", cfg)
         report["steps"].append(("PushGen: reward model on the Upworthy sample + copy for one item", time.perf_counter() - t))
 
@@ -172,6 +175,31 @@ def demo_role_graph(ds: Dataset, out: Path, n_items: int, config: LLMConfig) -> 
         edges, stats = [], {"error": str(e)}
     return {"model": meta.get("model"), "vocabulary": {k: vocab.get(k) for k in ("topics", "roles")}, "tagged": meta.get("items_tagged_by_llm"),
             "failed": meta.get("items_failed"), "examples": examples, "edges": edges, "graph": stats}
+
+
+def demo_scale_out(ds: Dataset, local_dir: Path, out: Path, n_items: int, config: LLMConfig) -> dict[str, Any]:
+    """Re-runs the first `n_items` of the tagging job on Ray Data (a local cluster, one actor that
+    loads its own model) and compares the tags with the local engine's. The actor reads the same
+    response cache, so identical prompts cost no second generation; `bench_scale.py` measures with
+    the cache off."""
+    from recsage.knowledge.tagcf.extract import ItemTagger, tag_items_batch
+    from recsage.knowledge.tagcf.vocab import TagVocabulary
+    from recsage.llm.batch import BatchJob, EngineConfig
+    from recsage.llm.registry import backend_for
+    from recsage.pipelines.tagcf import popular_items
+
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        return {"skipped": "Ray is not installed (pip install 'recsage[scale]')"}
+    engine = EngineConfig(engine="ray", actors=1, cpus_per_actor=1, block_size=1)
+    topics, roles = TagVocabulary.load(local_dir / "topics.json"), TagVocabulary.load(local_dir / "roles.json")
+    items = popular_items(ds).head(n_items).drop(columns=["n_interactions"])
+    run = tag_items_batch(ItemTagger(backend_for(engine, config), topics, roles), items, out, progress=False, engine=engine)
+    local = {r["id"]: r["result"] for r in BatchJob(local_dir / "llm_tags", lambda r: r).results()}
+    same = sum(local.get(r["id"]) == r["result"] for r in BatchJob(out, lambda r: r).results())
+    return {"engine": "ray (local cluster, 1 actor)", "items": len(items), "ok": run.summary.new_ok + run.summary.skipped_done,
+            "same_as_local": f"{same}/{len(run.tags)}", "seconds": run.meta["seconds"]}
 
 
 def demo_push_copy(items: Dataset, upworthy: Dataset, out: Path, config: LLMConfig) -> dict[str, Any]:
