@@ -94,6 +94,25 @@ def launch_server():
         proc.wait(20)
 
 
+@pytest.fixture(scope="module")
+def ray_address():
+    """A real two-CPU Ray cluster started with `ray start --head` (what a user's cluster is), with
+    Ray's token authentication on: the cluster, this driver and the child drivers share the token."""
+    import subprocess
+    import sys
+
+    ray = pytest.importorskip("ray")
+    port = free_port()
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    subprocess.run([ray_cli, "get-auth-token", "--generate"], check=True, capture_output=True, timeout=60)
+    subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
+                    "--disable-usage-stats"], check=True, capture_output=True, timeout=180)
+    yield f"127.0.0.1:{port}"
+    if ray.is_initialized():
+        ray.shutdown()
+    subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
+
+
 @pytest.fixture
 def unused_port() -> int:
     return free_port()

@@ -25,29 +25,6 @@ HERE = Path(__file__).parent
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def ray_address():
-    """A real two-CPU Ray cluster started with `ray start --head` (what a user's cluster is), with
-    Ray's token authentication on: the cluster, this driver and the child drivers share the token."""
-    port = free_port()
-    ray_cli = str(Path(sys.executable).parent / "ray")
-    subprocess.run([ray_cli, "get-auth-token", "--generate"], check=True, capture_output=True, timeout=60)
-    subprocess.run([ray_cli, "start", "--head", f"--port={port}", "--num-cpus=2", "--include-dashboard=false",
-                    "--disable-usage-stats"], check=True, capture_output=True, timeout=180)
-    yield f"127.0.0.1:{port}"
-    if ray.is_initialized():
-        ray.shutdown()
-    subprocess.run([ray_cli, "stop", "--force"], capture_output=True, timeout=120)
-
-
 def engine(address, **kw):
     return EngineConfig(engine="ray", address=address, **({"actors": 2, "cpus_per_actor": 1, "block_size": 3} | kw))
 
