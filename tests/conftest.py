@@ -73,20 +73,20 @@ def launch_server():
 
     procs = []
 
-    def launch(argv_for_port, health_path: str, what: str, env: dict | None = None) -> str:
+    def launch(argv_for_port, health_path: str, what: str, env: dict | None = None, timeout: float = 120) -> str:
         port = free_port()
         proc = subprocess.Popen(argv_for_port(port), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(proc)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 120
-        while time.time() < deadline:
+        deadline = time.time() + timeout
+        while time.time() < deadline and proc.poll() is None:
             try:
                 if httpx.get(f"{base}{health_path}", timeout=2).status_code == 200:
                     return base
             except httpx.HTTPError:
                 time.sleep(0.5)
         proc.kill()
-        pytest.fail(f"{what} did not start")
+        pytest.fail(f"{what} did not start" + (f" (exit {proc.returncode})" if proc.returncode is not None else f" in {timeout:g} s"))
 
     yield launch
     for proc in procs:

@@ -141,3 +141,33 @@ def ensure_gguf(name: str = DEFAULT_MODEL) -> Path:
     st = target.stat()
     stamp.write_text(json.dumps({"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": model.sha256}))
     return target
+
+
+def export_hf(name: str = SMALL_MODEL, out_dir: str | Path | None = None) -> Path:
+    """The embedded GGUF de-quantised into a bf16 Hugging Face folder (config, safetensors,
+    tokenizer), for engines that cannot read GGUF — vLLM serves it. Done once (~2 min for the
+    0.5B on 2 cores, 1.3 GB); a folder with a `recsage-export.json` stamp is reused."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = resolve_model(name)
+    out = Path(out_dir) if out_dir else cache_dir() / "hf" / model.name
+    stamp = out / "recsage-export.json"
+    if stamp.exists() and json.loads(stamp.read_text()).get("sha256") == model.sha256:
+        return out
+    gguf = ensure_gguf(model.name)
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    lm = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.bfloat16)
+    lm.hf_quantizer = None  # the weights are already de-quantised: save them as plain bf16
+    if hasattr(lm.config, "quantization_config"):
+        del lm.config.quantization_config
+    lm.save_pretrained(tmp, safe_serialization=True)
+    tok.save_pretrained(tmp)
+    (tmp / "recsage-export.json").write_text(json.dumps({"from": gguf.name, "sha256": model.sha256, "dtype": "bfloat16"}))
+    if out.exists():
+        import shutil
+
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out
