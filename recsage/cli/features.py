@@ -7,7 +7,9 @@ from typing import Optional
 
 import typer
 
-from recsage.cli.main import _print_rows, app, clean_errors, console
+from recsage.cli.main import (
+    ACTORS_OPT, CPUS_OPT, ENGINE_OPT, GPUS_OPT, RAY_ADDRESS_OPT, _engine_config, _print_rows, app, clean_errors, console,
+)
 
 features_app = typer.Typer(help="Versioned item/user feature tables and their Feast repository.", no_args_is_help=True)
 app.add_typer(features_app, name="features")
@@ -101,3 +103,36 @@ def rank_explain(
     res = explain_for_user(model, data, user, k)
     console.print(f"[bold]user {user}[/] recent history: {res['history']}")
     _print_rows(res["recommendations"], ["rank", "item_id", "title", "score", "why"], "ranked")
+
+
+@rank_app.command("write-shards")
+@clean_errors
+def rank_write_shards(
+    data: Path = typer.Option(..., "--data", help="prepared dataset folder"),
+    out: Path = typer.Option(..., "--out", help="Parquet directory of user histories (user_id, history)"),
+    n_shards: int = typer.Option(8, "--shards", min=1),
+    queries: str = typer.Option("test", "--queries", help="test | valid"),
+) -> None:
+    """A split's query histories as a Parquet directory partitioned by user (input of `rank recommend-shards`)."""
+    from recsage.pipelines.shards import write_history_shards
+
+    res = write_history_shards(data, out, n_shards=n_shards, queries=queries)
+    console.print(f"{res['users']} users in {res['shards']} shards → {res['dir']}")
+
+
+@rank_app.command("recommend-shards")
+@clean_errors
+def rank_recommend_shards(
+    model: Path = typer.Option(..., "--model", help="OUT/model from `recsage rank train`"),
+    shards: Path = typer.Option(..., "--shards", help="Parquet directory of user histories (user_id, history), one file per shard"),
+    out: Path = typer.Option(..., "--out", help="output folder: recs/<shard>.parquet + the resumable job"),
+    k: int = typer.Option(10, "--k", min=1),
+    engine: str = ENGINE_OPT, ray_address: Optional[str] = RAY_ADDRESS_OPT, actors: int = ACTORS_OPT,
+    cpus_per_actor: float = CPUS_OPT, gpus_per_actor: float = GPUS_OPT,
+) -> None:
+    """Top-K for every user, one shard in memory at a time; resumable; on Ray with --engine ray."""
+    from recsage.pipelines.shards import recommend_shards
+
+    res = recommend_shards(model, shards, out, k=k, engine=_engine_config(engine, ray_address, actors, cpus_per_actor, gpus_per_actor))
+    console.print(f"{res['users']} users in {res['new_ok']} new shards ({res['skipped_done']} already done, {res['new_failed']} failed: "
+                  f"{res['failure_reasons'] or 'none'}) → {out / 'recs'}")
