@@ -220,9 +220,9 @@ class BatchJob:
         """Lines per id: more than one `ok` line for an id would be a duplicate (the kill tests check it)."""
         return Counter(row["id"] for row in self._lines() if row is not None and row["status"] == "ok")
 
-    def finished_ids(self) -> set[str]:
-        """Ids a run skips: every ok id, and failed ids unless `retry_failed`."""
-        done, _ = self.read()
+    def finished_ids(self, done: dict[str, dict[str, Any]] | None = None) -> set[str]:
+        """Ids a run skips: every ok id, and failed ids unless `retry_failed` (of `done`, or of what is on disk)."""
+        done = self.read()[0] if done is None else done
         return {k for k, v in done.items() if v["status"] == "ok" or not self.retry_failed}
 
     def results(self) -> list[dict[str, Any]]:
@@ -261,7 +261,7 @@ class BatchJob:
         (self.out_dir / "parts").mkdir(exist_ok=True)
         done, bad = self.read()
         summary = BatchSummary(truncated_lines=bad)
-        finished = {k for k, v in done.items() if v["status"] == "ok" or not self.retry_failed}
+        finished = self.finished_ids(done)
         part = self.out_dir / "parts" / f"part-{len(self._parts()) + 1:05d}-{os.getpid()}.jsonl"
         start = time.perf_counter()
         bar = tqdm(total=total, desc=self.desc, unit="rec", disable=not self.progress, dynamic_ncols=True)

@@ -75,7 +75,6 @@ def connect(engine: EngineConfig) -> Any:
         kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "ignore_reinit_error": True}
         if engine.address:
             _use_token_if_present()
-        if engine.address:
             kwargs["address"] = engine.address
         else:
             kwargs["num_cpus"] = os.cpu_count() or 1
@@ -139,9 +138,10 @@ def _pickled_fn(job: BatchJob) -> bytes:
 
 
 def _without(ds: Any, id_field: str, ids: frozenset[str], keep: bool) -> Any:
-    """Rows whose id is (keep) or is not (not keep) in `ids`. The filter reserves no CPU: the actor
-    pool may hold every CPU, and a filter task waiting for one would stall the pipeline."""
-    return ds.filter(lambda row: (_row_id(row, id_field) in ids) == keep, num_cpus=0)
+    """Rows of a user's Ray Dataset whose id is (keep) or is not (not keep) in `ids`. The filter
+    reserves no CPU: the actor pool may hold every CPU, and a filter task waiting for one would
+    stall the pipeline."""
+    return ds.filter(lambda row: (str(row[id_field]) in ids) == keep, num_cpus=0)
 
 
 def _input_dataset(ray: Any, job: BatchJob, records: Any, finished: set[str], writer: PartWriter) -> tuple[Any, list | None]:
@@ -188,7 +188,7 @@ def _map_batches(ray: Any, ds: Any, job: BatchJob, fn_blob: bytes, block_size: i
         warnings.simplefilter("ignore", DeprecationWarning)
         return ds.map_batches(
             BatchWorker,
-                fn_constructor_kwargs={"fn_blob": fn_blob, "id_field": job.id_field, "max_retries": job.max_retries,
+            fn_constructor_kwargs={"fn_blob": fn_blob, "id_field": job.id_field, "max_retries": job.max_retries,
                                    "backoff_seconds": job.backoff_seconds, "threads": max(1, int(e.cpus_per_actor))},
             batch_size=block_size,
             batch_format="pyarrow",
@@ -212,7 +212,9 @@ def run_on_ray(job: BatchJob, records: Any, finished: set[str], writer: PartWrit
     _stream(ray, job, ds, fn_blob, job.engine.block_size, writer, written)
     if held is not None:
         ids = {str(r[job.id_field]) for r in held}
-    else:  # a Ray Dataset input: which of its ids are still missing
+    elif ds.count() == len(written):  # a Ray Dataset input (materialised: its count is known) came back whole
+        return
+    else:  # only now collect its ids, to find the ones a crash left out
         ids = {str(v) for v in ds.select_columns([job.id_field]).to_pandas()[job.id_field]}
     missing = frozenset(ids - written)
     if not missing:
@@ -226,9 +228,3 @@ def run_on_ray(job: BatchJob, records: Any, finished: set[str], writer: PartWrit
     for rid in sorted(ids - written):
         writer.write(failed_row(rid, f"worker crashed on this record: the Ray actor died each time it ran it "
                                      f"({job.engine.max_restarts} restarts, then alone in its block)"))
-
-
-def _row_id(row: dict[str, Any], id_field: str) -> str:
-    if RECORD_COLUMN in row:
-        return str(pickle.loads(row[RECORD_COLUMN])[id_field])
-    return str(row[id_field])
