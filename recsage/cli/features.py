@@ -40,6 +40,23 @@ def features_build(
     console.print(f"[green]saved[/] {out}")
 
 
+@features_app.command("build-users")
+@clean_errors
+def features_build_users(
+    features: Path = typer.Option(..., "--features", help="folder from `recsage features build` (its item table and manifest are used)"),
+    shards: Path = typer.Option(..., "--shards", help="training histories from `recsage rank write-shards --queries train`"),
+    out: Path = typer.Option(..., "--out", help="output folder: users/<shard>.parquet, manifest.json, the resumable job"),
+    engine: str = ENGINE_OPT, ray_address: Optional[str] = RAY_ADDRESS_OPT, actors: int = ACTORS_OPT,
+    cpus_per_actor: float = CPUS_OPT, gpus_per_actor: float = GPUS_OPT,
+) -> None:
+    """The user feature table one shard at a time (beyond one machine's memory); resumable; on Ray with --engine ray."""
+    from recsage.pipelines.shards import build_user_feature_shards
+
+    res = build_user_feature_shards(features, shards, out, engine=_engine_config(engine, ray_address, actors, cpus_per_actor, gpus_per_actor))
+    console.print(f"{res['users']} users in {res['new_ok']} new shards ({res['skipped_done']} already done, {res['new_failed']} failed: "
+                  f"{res['failure_reasons'] or 'none'}) → {out / 'users'}")
+
+
 @features_app.command("info")
 @clean_errors
 def features_info(path: Path = typer.Argument(..., help="folder from `recsage features build`")) -> None:
@@ -111,9 +128,9 @@ def rank_write_shards(
     data: Path = typer.Option(..., "--data", help="prepared dataset folder"),
     out: Path = typer.Option(..., "--out", help="Parquet directory of user histories (user_id, history)"),
     n_shards: int = typer.Option(8, "--shards", min=1),
-    queries: str = typer.Option("test", "--queries", help="test | valid"),
+    queries: str = typer.Option("test", "--queries", help="test | valid (for `rank recommend-shards`) | train (for `features build-users`)"),
 ) -> None:
-    """A split's query histories as a Parquet directory partitioned by user (input of `rank recommend-shards`)."""
+    """A split's histories as a Parquet directory partitioned by user (input of `rank recommend-shards` / `features build-users`)."""
     from recsage.pipelines.shards import write_history_shards
 
     res = write_history_shards(data, out, n_shards=n_shards, queries=queries)

@@ -160,6 +160,9 @@ class BatchJob:
     Output lines are `{"id": …, "status": "ok"|"failed", "result": {...} | null, "error": str | null}`.
     With `engine=EngineConfig(engine="ray")` `fn` is sent to Ray workers, so it must pickle
     (cloudpickle): give it its LLM as configuration (`LazyBackend`), not a loaded model.
+    With a `stage` as well (Ray's vLLM or HTTP stage, `registry.stage_for`), the job's `task`
+    (a `PromptTask`: the same work as `fn`, written as requests + validation) runs through that
+    stage instead of `fn` (`recsage.llm.ray_processor`).
     """
 
     def __init__(
@@ -175,6 +178,8 @@ class BatchJob:
         desc: str = "batch",
         progress: bool = True,
         engine: EngineConfig | None = None,
+        task: Any = None,
+        stage: Any = None,
     ) -> None:
         self.out_dir = Path(out_dir)
         self.fn = fn
@@ -186,6 +191,10 @@ class BatchJob:
         self.desc = desc
         self.progress = progress
         self.engine = engine or EngineConfig()
+        self.task = task
+        self.stage = stage
+        if stage is not None and self.engine.engine != "ray":
+            raise EngineError(f"Ray's {stage.kind} stage runs on the ray engine: add --engine ray")
 
     # ---- reading what exists ----
     def _parts(self) -> list[Path]:
@@ -267,7 +276,11 @@ class BatchJob:
         bar = tqdm(total=total, desc=self.desc, unit="rec", disable=not self.progress, dynamic_ncols=True)
         writer = PartWriter(part, summary, bar, start)
         try:
-            if self.engine.engine == "ray":
+            if self.stage is not None:
+                from recsage.llm.ray_processor import run_task_on_processor
+
+                run_task_on_processor(self, records, finished, writer)
+            elif self.engine.engine == "ray":
                 from recsage.llm.ray_engine import run_on_ray
 
                 run_on_ray(self, records, finished, writer)

@@ -17,6 +17,31 @@ from recsage.llm.types import Completion, GenerationParams, Message
 JSON_MODES = ("json_schema", "json_object_schema", "none")
 
 
+def chat_body(model: str, conv: Sequence[Message], p: GenerationParams, json_schema: dict | None, json_mode: str) -> dict[str, Any]:
+    """The `/chat/completions` request body (also what Ray's HTTP stage posts, see `ray_processor`)."""
+    body: dict[str, Any] = {
+        "model": model,
+        "messages": list(conv),
+        "max_tokens": p.max_tokens,
+        "temperature": p.temperature,
+        "top_p": p.top_p,
+        "seed": p.seed,
+    }
+    if p.stop:
+        body["stop"] = list(p.stop)
+    if json_schema is not None and json_mode == "json_schema":
+        body["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": json_schema, "strict": True}}
+    elif json_schema is not None and json_mode == "json_object_schema":
+        body["response_format"] = {"type": "json_object", "schema": json_schema}
+    return body
+
+
+def response_text(data: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """The first choice's text and the choice itself; KeyError/IndexError/TypeError when the body is not a completion."""
+    choice = data["choices"][0]
+    return choice["message"].get("content") or "", choice
+
+
 class OpenAICompatibleBackend(LLMBackend):
     """`json_mode` says how the server takes a schema: "json_schema" (OpenAI, vLLM),
     "json_object_schema" (llama.cpp server: `{"type": "json_object", "schema": …}`) or "none"."""
@@ -48,20 +73,7 @@ class OpenAICompatibleBackend(LLMBackend):
         return f"{self.model}@{self.base_url}"
 
     def _one(self, conv: Sequence[Message], p: GenerationParams, json_schema: dict | None) -> Completion:
-        body: dict[str, Any] = {
-            "model": self.model,
-            "messages": list(conv),
-            "max_tokens": p.max_tokens,
-            "temperature": p.temperature,
-            "top_p": p.top_p,
-            "seed": p.seed,
-        }
-        if p.stop:
-            body["stop"] = list(p.stop)
-        if json_schema is not None and self.json_mode == "json_schema":
-            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "output", "schema": json_schema, "strict": True}}
-        elif json_schema is not None and self.json_mode == "json_object_schema":
-            body["response_format"] = {"type": "json_object", "schema": json_schema}
+        body = chat_body(self.model, conv, p, json_schema, self.json_mode)
         url = f"{self.base_url}/chat/completions"
         t = time.perf_counter()
         try:
@@ -74,9 +86,8 @@ class OpenAICompatibleBackend(LLMBackend):
             raise LLMError(f"{url}: HTTP {r.status_code}: {r.text[:500]}")
         try:
             data = r.json()
-            choice = data["choices"][0]
-            text = choice["message"].get("content") or ""
-        except (ValueError, KeyError, IndexError) as e:
+            text, choice = response_text(data)
+        except (ValueError, KeyError, IndexError, TypeError) as e:
             raise LLMError(f"{url}: unexpected response ({e}): {r.text[:300]}") from None
         usage = data.get("usage") or {}
         return Completion(

@@ -161,3 +161,27 @@ def backend_for(engine: Any, llm: LLMConfig | None = None) -> LLMBackend:
     if engine is not None and getattr(engine, "engine", "local") == "ray":
         return LazyBackend(cfg)
     return get_backend(config=cfg)
+
+
+def stage_for(engine: Any, llm: LLMConfig | None = None) -> Any:
+    """Ray's own LLM stage for a job on the ray engine whose backend is an engine of its own:
+    `vllm` → the vLLM engine stage (`actors` replicas, `gpus_per_actor` GPUs each for tensor
+    parallelism), `openai` → the HTTP stage posting to `base_url` (`actors` request actors).
+    None otherwise: the job then runs one recsage backend per actor."""
+    cfg = llm or LLMConfig.from_env()
+    if engine is None or getattr(engine, "engine", "local") != "ray" or cfg.backend not in ("vllm", "openai"):
+        return None
+    if cfg.backend == "vllm":
+        from recsage.llm.errors import LLMError
+        from recsage.llm.ray_vllm import VLLMProcessorSettings, VLLMStage
+
+        if not cfg.model:
+            raise LLMError("the vllm backend needs --model (a local model folder the cluster's nodes can read)")
+        return VLLMStage(VLLMProcessorSettings(model_source=cfg.model, replicas=engine.actors,
+                                               tensor_parallel_size=max(1, int(engine.gpus_per_actor or 1)),
+                                               max_model_len=cfg.n_ctx))
+    from recsage.llm.ray_processor import HttpStage
+
+    return HttpStage(cfg.base_url or os.environ.get("RECSAGE_LLM_BASE_URL") or "", cfg.model or "default", json_mode=cfg.json_mode,
+                     api_key=os.environ.get("RECSAGE_LLM_API_KEY") or os.environ.get("OPENAI_API_KEY"),
+                     concurrency=engine.actors)

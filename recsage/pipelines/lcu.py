@@ -22,7 +22,7 @@ from recsage.knowledge.lcu.annotate import AnnotationRun, CommentAnnotator, anno
 from recsage.knowledge.lcu.labels import LabelLayout
 from recsage.knowledge.lcu.student import CommentLabelStudent, student_inputs
 from recsage.llm.batch import EngineConfig
-from recsage.llm.registry import LLMConfig, backend_for
+from recsage.llm.registry import LLMConfig, backend_for, stage_for
 
 COMMENT_EMBED_CHARS = 300  # the first ~75 tokens: MiniLM runs ~50 comments/s on 2 cores at 500 chars
 SOURCES = ("reddit", "kuaicomt")
@@ -75,7 +75,7 @@ def annotate_comments(sections: CommentSections, out_dir: str | Path, *, n: int 
     meta = {**previous, "component": "lcu.CommentAnnotator", "model": annotator.backend.model_id, "prompt": annotator.prompt_id,
             "layout": annotator.layout.version, "sample": {"n": int(len(sample)), "seed": seed, "from": "comments visible in training examples"}, "sections": sections.config.to_dict()}
     meta_path.write_text(json.dumps(meta, indent=2, default=str))  # written first: a killed job still says what produced its labels
-    run = annotate_comments_batch(annotator, sample, out_dir, progress=progress, engine=engine)
+    run = annotate_comments_batch(annotator, sample, out_dir, progress=progress, engine=engine, stage=stage_for(engine, llm))
     if run.summary.new_ok + run.summary.new_failed:  # a run that only skipped keeps the last measured throughput
         meta.update({"seconds": run.meta["seconds"], "comments_per_minute": run.meta["comments_per_minute"], "summary": run.summary.to_dict()})
     meta_path.write_text(json.dumps(meta, indent=2, default=str))

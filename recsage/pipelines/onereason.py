@@ -26,7 +26,7 @@ from recsage.generation.onereason.verbalise import ChainVerbaliser, read_verbali
 from recsage.generation.onereason.verify import ChainVerifier, chain_facts, deduction_claim, template_text
 from recsage.llm import get_backend
 from recsage.llm.batch import EngineConfig
-from recsage.llm.registry import LLMConfig, backend_for
+from recsage.llm.registry import LLMConfig, backend_for, stage_for
 from recsage.recmodels.thinking import ThinkingConfig, ThinkingSIDRecommender
 from recsage.tokenizers import SIDTable
 
@@ -137,7 +137,8 @@ def verbalise_chains(prepared: str | Path, cot_dir: str | Path, *, limit: int | 
     chains = read_chains(cot_dir)[: limit if limit is not None else None]
     verbaliser = ChainVerbaliser(backend_for(engine, llm), verifier_for(dataset, vocab), item_titles(dataset))
     out = Path(cot_dir) / ("verbalised-hindsight" if hindsight else "verbalised")
-    run = verbalise_chains_batch(verbaliser, chains, out, hindsight=hindsight, progress=progress, engine=engine)
+    run = verbalise_chains_batch(verbaliser, chains, out, hindsight=hindsight, progress=progress, engine=engine,
+                                 stage=stage_for(engine, llm))
     (out / "meta.json").write_text(json.dumps(run, indent=2))
     return run
 

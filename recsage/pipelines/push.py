@@ -16,13 +16,14 @@ from recsage.core.errors import InvalidInputError
 from recsage.datasets.registry import load_dataset
 from recsage.datasets.tabular import iter_jsonl
 from recsage.generation.pushgen.filters import PushConstraints, reason_kind
-from recsage.generation.pushgen.generator import PushCopyGenerator
+from recsage.generation.pushgen.generator import PushCopyGenerator, PushTask
 from recsage.generation.pushgen.pairs import balanced_orientation, build_pairs, split_pairs
 from recsage.generation.pushgen.reward import REWARD_MODELS, load_reward_model
 from recsage.generation.pushgen.styles import load_style_library
 from recsage.llm.base import LLMBackend
 from recsage.llm.batch import BatchJob, EngineConfig
-from recsage.llm.registry import LLMConfig, backend_for
+from recsage.llm.registry import LLMConfig, backend_for, stage_for
+from recsage.llm.tasks import BuiltOnce
 
 
 def upworthy_pairs(path: str | Path) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
@@ -137,6 +138,7 @@ def generate_push_batch(
     lib.select(styles)  # unknown/empty styles fail before any LLM call
     constraints = constraints or PushConstraints()
     engine = engine or EngineConfig()
+    stage = stage_for(engine, llm) if backend is None else None  # a backend object given by the caller runs as is
     backend = backend or backend_for(engine, llm)
     reward = load_reward_model(reward_dir) if reward_dir else None  # a bad reward folder fails before any LLM call
     reward_name = str(reward_dir or "none")
@@ -146,22 +148,21 @@ def generate_push_batch(
 
         return PushCopyGenerator(backend, lib, rm.score if rm else None, Embedder().embed, n=n, reward_name=reward_name)
 
-    # One generator per process: built here for the local engine, inside each actor for Ray
+    # One generator per process: built here for the local engine, inside each Ray worker otherwise
     # (the reward and embedding models are loaded there rather than pickled across).
-    built: dict[str, PushCopyGenerator] = {}
-    if engine.engine == "local":
-        built["gen"] = build_generator(reward)
+    generator = BuiltOnce(lambda: build_generator(load_reward_model(reward_dir) if reward_dir else None),
+                          preset=build_generator(reward) if engine.engine == "local" else None)
+    task = PushTask(PushCopyGenerator(backend, lib, n=n, reward_name=reward_name), generator, styles, constraints)
 
     def one(rec: dict[str, Any]) -> dict[str, Any]:
         if not rec["text"].strip():
             raise InvalidInputError("item has no text to write copy for", record=rec["id"], field="/".join(text_fields))
-        gen = built.get("gen") or built.setdefault("gen", build_generator(load_reward_model(reward_dir) if reward_dir else None))
-        return {"results": [r.to_record() for r in gen.generate(rec["id"], rec["text"], styles, constraints)]}
+        return {"results": [r.to_record() for r in generator.get().generate(rec["id"], rec["text"], styles, constraints)]}
 
     records = iter_items(items, id_field=id_field, text_fields=text_fields)
     if limit is not None:
         records = (r for i, r in enumerate(records) if i < limit)
-    job = BatchJob(push_parts_dir(out), one, id_field="id", desc="push copy", progress=progress, engine=engine)
+    job = BatchJob(push_parts_dir(out), one, id_field="id", desc="push copy", progress=progress, engine=engine, task=task, stage=stage)
     t0 = time.perf_counter()
     summary = job.run(records)
     frame = push_frame(job.results())
@@ -169,8 +170,8 @@ def generate_push_batch(
     frame.to_parquet(out, index=False)
     meta = {**summary.to_dict(), "rows": len(frame), "items_ok": int(summary.total_done - summary.new_failed), "model": backend.model_id,
             "prompt": PushCopyGenerator.prompt_id_for(lib), "reward_model": reward_name,
-            "engine": engine.to_dict(), "styles": styles, "n": n, "seconds": round(time.perf_counter() - t0, 1),
-            "rejections": dict(rejection_counts(frame))}
+            "engine": engine.to_dict(), **({"stage": stage.describe()} if stage is not None else {}), "styles": styles, "n": n,
+            "seconds": round(time.perf_counter() - t0, 1), "rejections": dict(rejection_counts(frame))}
     Path(str(out) + ".json").write_text(json.dumps(meta, indent=2, default=str))
     return meta
 

@@ -19,7 +19,7 @@ from recsage.knowledge.tagcf.roles import fit_temperature, graph_role_scores, ma
 from recsage.knowledge.tagcf.vocab import STARTER_ROLES, TagVocabulary, consolidate, load_role_groups, seed_vocabulary
 from recsage.llm.base import LLMBackend
 from recsage.llm.batch import EngineConfig
-from recsage.llm.registry import LLMConfig, backend_for, get_backend
+from recsage.llm.registry import LLMConfig, backend_for, get_backend, stage_for
 
 ROLE_RENAMES = {"other": "other occupation", "none": "no occupation", "M": "male", "F": "female"}
 
@@ -142,7 +142,7 @@ def tag_items(
     if len(items):
         tagger = ItemTagger(backend_for(engine, llm), topics, roles)
         run = tag_items_batch(tagger, items.drop(columns=["n_interactions"]), out / "llm_tags", progress=progress, retry_failed=retry_failed,
-                              engine=engine)
+                              engine=engine, stage=stage_for(engine, llm))
         llm_tags = run.tags
         failed = int((llm_tags["status"] != "ok").sum()) if len(llm_tags) else 0
         meta = {**run.meta, **run.summary.to_dict(), "items_tagged_by_llm": int((llm_tags["status"] == "ok").sum()) if len(llm_tags) else 0,

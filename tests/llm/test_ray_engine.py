@@ -164,36 +164,3 @@ def test_real_embedded_model_tags_items_on_ray_as_it_does_locally(tmp_path, ray_
     pd.testing.assert_frame_equal(local.tags[cols], on_ray.tags[cols])
     assert on_ray.meta["model"] == "qwen2.5-coder-0.5b-instruct-q4_k_m"
     json.dumps(on_ray.meta)
-
-
-def test_vllm_processor_configuration_for_a_gpu_cluster(ray_address):
-    """Ray's vLLM processor is built (not run: no GPU here) from a recsage component's prompt and schema."""
-    from recsage.knowledge.tagcf.extract import ItemTagger, tag_schema
-    from recsage.knowledge.tagcf.vocab import seed_vocabulary
-    from recsage.llm.ray_vllm import VLLMProcessorSettings, build_vllm_processor, row_mappers, sampling_params, vllm_processor_config
-    from recsage.llm.scripted import ScriptedBackend
-
-    settings = VLLMProcessorSettings(model_source="/models/qwen2.5-1.5b-instruct", replicas=4, tensor_parallel_size=2,
-                                     accelerator_type="L4", batch_size=64, max_tokens=96)
-    cfg = vllm_processor_config(settings)
-    assert (cfg.model_source, cfg.concurrency, cfg.batch_size, cfg.accelerator_type) == ("/models/qwen2.5-1.5b-instruct", 4, 64, "L4")
-    assert cfg.engine_kwargs["tensor_parallel_size"] == 2 and cfg.engine_kwargs["max_model_len"] == 4096
-    topics = seed_vocabulary("topic", {"f": ["biology", "chemistry"]})
-    roles = seed_vocabulary("role", {"w": ["student"]})
-    tagger = ItemTagger(ScriptedBackend(lambda m: "{}"), topics, roles)
-    schema = tag_schema(topics.names, roles.names)
-    params = sampling_params(96, 0.0, schema)
-    # vLLM >= 0.12: structured output is StructuredOutputsParams(json=...), no guided_* fields
-    assert set(params) == {"max_tokens", "temperature", "structured_outputs"} and json.loads(params["structured_outputs"]["json"]) == schema
-    processor = build_vllm_processor(settings, lambda row: tagger._messages(row["title"]), schema, id_field="item_id")
-    stages = processor.list_stage_names()
-    assert stages == ["ChatTemplateStage", "TokenizeStage", "vLLMEngineStage", "DetokenizeStage"]
-    engine_stage = processor.get_stage_by_name("vLLMEngineStage")
-    assert engine_stage.fn_constructor_kwargs["engine_kwargs"]["tensor_parallel_size"] == 2
-    pre, post = row_mappers(lambda row: tagger._messages(row["title"]), params, "item_id")
-    row = pre({"item_id": 7, "title": "Pipette tips, 1000 uL"})
-    assert row["item_id"] == "7" and row["sampling_params"] == params
-    assert '<data name="item">' in row["messages"][-1]["content"] and "Pipette" in row["messages"][-1]["content"]
-    assert post({"item_id": "7", "generated_text": '{"topics": []}', "messages": []}) == {"item_id": "7", "text": '{"topics": []}'}
-    with pytest.raises(InvalidInputError, match="replicas must be at least 1"):
-        VLLMProcessorSettings(model_source="/m", replicas=0)

@@ -22,7 +22,8 @@ from recsage.generation.onereason.verify import PARTS, ChainVerifier, chain_fact
 from recsage.llm.base import LLMBackend
 from recsage.llm.batch import BatchJob, EngineConfig
 from recsage.llm.prompts import PromptTemplate
-from recsage.llm.structured import structured
+from recsage.llm.structured import parse, structured
+from recsage.llm.tasks import ChatRequest, SingleRequestTask
 from recsage.llm.types import GenerationParams
 
 VERBALISE_PROMPT = PromptTemplate(
@@ -53,36 +54,66 @@ class ChainVerbaliser:
     def prompt_id(self) -> str:
         return VERBALISE_PROMPT.id
 
+    def request(self, chain: Chain, *, hindsight: bool = False) -> ChatRequest:
+        return ChatRequest(VERBALISE_PROMPT.render(facts=chain_facts(chain, self.titles, hindsight=hindsight)), SCHEMA,
+                           GenerationParams(max_tokens=self.max_tokens, temperature=0.0))
+
+    def verified(self, chain: Chain, value: dict[str, Any], *, hindsight: bool = False) -> dict[str, Any]:
+        """A schema-valid answer checked against the chain: what is kept, and why the rest is not."""
+        v = self.verifier.verify(value, chain, hindsight=hindsight)
+        return {"user_id": chain.user_id, "status": v.status, "text": v.text, "problems": v.problems, "sentences": v.sentences,
+                "llm_text": {p: str(value.get(p, "")) for p in PARTS}, "hindsight": hindsight}
+
     def verbalise(self, chains: Sequence[Chain], *, hindsight: bool = False) -> list[dict[str, Any]]:
         """One record per chain: status (verified | repaired | rejected | failed), the kept text,
         the problems found, the LLM's raw answer, and the `hindsight` flag."""
-        convs = [VERBALISE_PROMPT.render(facts=chain_facts(c, self.titles, hindsight=hindsight)) for c in chains]
+        convs = [self.request(c, hindsight=hindsight).messages for c in chains]
         results = structured(self.backend, convs, SCHEMA, GenerationParams(max_tokens=self.max_tokens, temperature=0.0), max_retries=1)
         out = []
         for chain, res in zip(chains, results):
             if not res.ok:
                 out.append({"user_id": chain.user_id, "status": "failed", "error": f"LLM output outside the schema: {res.error}", "raw": res.raw[:400],
                             "hindsight": hindsight})
-                continue
-            v = self.verifier.verify(res.value, chain, hindsight=hindsight)
-            out.append({"user_id": chain.user_id, "status": v.status, "text": v.text, "problems": v.problems, "sentences": v.sentences,
-                        "llm_text": {p: str(res.value.get(p, "")) for p in PARTS}, "hindsight": hindsight})
+            else:
+                out.append(self.verified(chain, res.value, hindsight=hindsight))
         return out
 
 
+def _chain_result(r: dict[str, Any]) -> dict[str, Any]:
+    """A finished chain's line in the verbalising job."""
+    if r["status"] == "failed":
+        raise RecsageError(f"{r['error']}; raw output: {r.get('raw', '')!r}")
+    return {k: v for k, v in r.items() if k != "user_id"}
+
+
+@dataclass
+class VerbaliseTask(SingleRequestTask):
+    """The verbalising job as a `PromptTask` (Ray's vLLM / HTTP stages); records carry their chain."""
+
+    verbaliser: ChainVerbaliser
+    hindsight: bool = False
+
+    def requests(self, record: dict[str, Any]) -> list[ChatRequest]:
+        return [self.verbaliser.request(record["chain"], hindsight=self.hindsight)]
+
+    def finish(self, record: dict[str, Any], index: int, text: str) -> dict[str, Any]:
+        value, err = parse(text, SCHEMA)
+        if value is None:
+            raise RecsageError(f"LLM output outside the schema: {err}; raw output: {text[:400]!r}")
+        return _chain_result(self.verbaliser.verified(record["chain"], value, hindsight=self.hindsight))
+
+
 def verbalise_chains_batch(verbaliser: ChainVerbaliser, chains: Sequence[Chain], out_dir: str | Path, *, hindsight: bool = False,
-                           progress: bool = True, engine: EngineConfig | None = None) -> dict[str, Any]:
+                           progress: bool = True, engine: EngineConfig | None = None, stage: Any = None) -> dict[str, Any]:
     """Resumable: one JSONL line per finished chain under out_dir/parts. Returns the run's meta
     (model, prompt, counts by status, chains per minute)."""
     t0 = time.perf_counter()
 
     def one(rec: dict[str, Any]) -> dict[str, Any]:
-        r = verbaliser.verbalise([rec["chain"]], hindsight=hindsight)[0]
-        if r["status"] == "failed":
-            raise RecsageError(f"{r['error']}; raw output: {r.get('raw', '')!r}")
-        return {k: v for k, v in r.items() if k != "user_id"}
+        return _chain_result(verbaliser.verbalise([rec["chain"]], hindsight=hindsight)[0])
 
-    job = BatchJob(out_dir, one, id_field="user_id", desc="verbalise chains", progress=progress, engine=engine)
+    job = BatchJob(out_dir, one, id_field="user_id", desc="verbalise chains", progress=progress, engine=engine,
+                   task=VerbaliseTask(verbaliser, hindsight), stage=stage)
     # each record carries its chain, so a Ray worker needs nothing but its own record
     summary = job.run(({"user_id": c.user_id, "chain": c} for c in chains), total=len(chains))
     frame = read_verbalised(out_dir)

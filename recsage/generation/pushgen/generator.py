@@ -13,7 +13,8 @@ from recsage.generation.pushgen.filters import FilteredCandidate, PushConstraint
 from recsage.generation.pushgen.styles import Style, StyleLibrary
 from recsage.llm.base import LLMBackend
 from recsage.llm.prompts import PromptTemplate
-from recsage.llm.structured import structured
+from recsage.llm.structured import parse, structured
+from recsage.llm.tasks import BuiltOnce, ChatRequest
 from recsage.llm.types import GenerationParams
 
 PUSH_PROMPT = PromptTemplate(
@@ -91,17 +92,21 @@ class PushCopyGenerator:
             "additionalProperties": False,
         }
 
+    def requests(self, item_id: str, item_text: str, styles: Sequence[str], constraints: PushConstraints) -> list[ChatRequest]:
+        """One chat per style (in the order of `styles`), each asking for `n` candidates."""
+        if not str(item_text).strip():
+            raise InvalidInputError("item has no text to write copy for", record=item_id, field="text")
+        params = GenerationParams(max_tokens=40 + self.n * (constraints.max_chars // 3 + 8), temperature=self.temperature, seed=self.seed)
+        schema = self.schema(constraints)
+        return [ChatRequest(self.messages(item_text, s, constraints), schema, params) for s in self.library.select(list(styles))]
+
     def generate(self, item_id: str, item_text: str, styles: Sequence[str], constraints: PushConstraints | None = None) -> list[PushResult]:
         """One result per style; a style whose candidates all fail still returns (status says so)."""
         constraints = constraints or PushConstraints()
-        if not str(item_text).strip():
-            raise InvalidInputError("item has no text to write copy for", record=item_id, field="text")
-        chosen_styles = self.library.select(list(styles))
-        convs = [self.messages(item_text, s, constraints) for s in chosen_styles]
-        params = GenerationParams(max_tokens=40 + self.n * (constraints.max_chars // 3 + 8), temperature=self.temperature, seed=self.seed)
-        answers = structured(self.backend, convs, self.schema(constraints), params)
+        reqs = self.requests(item_id, item_text, styles, constraints)
+        answers = structured(self.backend, [r.messages for r in reqs], reqs[0].json_schema, reqs[0].params)
         results = []
-        for style, ans in zip(chosen_styles, answers):
+        for style, ans in zip(self.library.select(list(styles)), answers):
             if not ans.ok:
                 raise RecsageError(f"no valid candidates for style {style.name}: {ans.error}; raw output: {ans.raw[:200]!r}")
             results.append(self.rank(item_id, item_text, style.name, ans.value["candidates"], constraints, tokens=ans.tokens))
@@ -118,6 +123,31 @@ class PushCopyGenerator:
         best = max(passing, key=lambda t: scores[t]) if passing else None
         return PushResult(str(item_id), style, cands, best, scores.get(best) if best else None, self.backend.model_id, self.prompt_id,
                           self.library.fingerprint, self.reward_name, "ok" if best else "no_candidate_passed", tokens)
+
+
+@dataclass
+class PushTask:
+    """The push job as a `PromptTask` (Ray's vLLM / HTTP stages): one chat per style; each answer
+    is filtered and reward-ranked next to the generation by a generator built once per worker
+    (`ranker`: its reward and embedding models are loaded there, not pickled across)."""
+
+    prompts: PushCopyGenerator  # for prompts and schema only: no reward or embedding model needed
+    ranker: BuiltOnce  # → a PushCopyGenerator with its reward and embedding models
+    styles: list[str]
+    constraints: PushConstraints
+
+    def requests(self, record: dict[str, Any]) -> list[ChatRequest]:
+        return self.prompts.requests(record["id"], record["text"], self.styles, self.constraints)
+
+    def finish(self, record: dict[str, Any], index: int, text: str) -> dict[str, Any]:
+        style = self.prompts.library.select(self.styles)[index].name
+        value, err = parse(text, self.prompts.schema(self.constraints))
+        if value is None:
+            raise RecsageError(f"no valid candidates for style {style}: LLM output {err}; raw output: {text[:200]!r}")
+        return self.ranker.get().rank(record["id"], record["text"], style, value["candidates"], self.constraints).to_record()
+
+    def combine(self, record: dict[str, Any], parts: list[Any]) -> dict[str, Any]:
+        return {"results": parts}
 
 
 @dataclass

@@ -21,7 +21,8 @@ from recsage.knowledge.lcu.labels import CATEGORICAL, LabelLayout
 from recsage.llm.base import LLMBackend
 from recsage.llm.batch import BatchJob, BatchSummary, EngineConfig
 from recsage.llm.prompts import PromptTemplate
-from recsage.llm.structured import structured
+from recsage.llm.structured import parse, structured
+from recsage.llm.tasks import ChatRequest, SingleRequestTask
 from recsage.llm.types import GenerationParams
 
 COMMENT_PROMPT = PromptTemplate(
@@ -74,27 +75,63 @@ class CommentAnnotator:
         msgs[0]["content"] = msgs[0]["content"].format(**self._system_fill)
         return msgs
 
+    def request(self, row: dict[str, Any]) -> ChatRequest:
+        text = str(row.get("comment") or "").strip()
+        if not text or text in ("[deleted]", "[removed]"):
+            raise InvalidInputError("comment has no text to label (empty, [deleted] or [removed])", record=row.get("comment_id"),
+                                    field="comment")
+        return ChatRequest(self.messages(str(row.get("post") or ""), str(row["comment"])), self._schema,
+                           GenerationParams(max_tokens=self.max_tokens))
+
+    def labels(self, value: Any, raw: str) -> dict[str, Any]:
+        """A parsed answer as the comment's labels (ok), or the failure saying what is outside the schema."""
+        if value is None:
+            return {"status": "failed", "error": "LLM output outside the schema: no valid answer", "raw": raw[:300]}
+        try:
+            return {"status": "ok", **self.layout.normalise(value)}
+        except InvalidInputError as e:
+            return {"status": "failed", "error": f"LLM output outside the schema: {e}", "raw": raw[:300]}
+
     def annotate(self, rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         rows = list(rows)
         out: list[dict[str, Any] | None] = [None] * len(rows)
-        ready = []
+        ready, convs = [], []
         for i, r in enumerate(rows):
-            text = str(r.get("comment") or "").strip()
-            if not text or text in ("[deleted]", "[removed]"):
-                out[i] = {"status": "failed", "error": "comment has no text to label (empty, [deleted] or [removed])"}
-            else:
+            try:
+                convs.append(self.request(r).messages)
                 ready.append(i)
-        results = structured(self.backend, [self.messages(str(rows[i].get("post") or ""), str(rows[i]["comment"])) for i in ready],
-                             self._schema, GenerationParams(max_tokens=self.max_tokens), max_retries=self.max_retries)
+            except InvalidInputError as e:
+                out[i] = {"status": "failed", "error": e.reason}
+        results = structured(self.backend, convs, self._schema, GenerationParams(max_tokens=self.max_tokens), max_retries=self.max_retries)
         for i, res in zip(ready, results):
             if not res.ok:
                 out[i] = {"status": "failed", "error": f"LLM output outside the schema: {res.error}", "raw": res.raw[:300]}
-                continue
-            try:
-                out[i] = {"status": "ok", **self.layout.normalise(res.value)}
-            except InvalidInputError as e:
-                out[i] = {"status": "failed", "error": f"LLM output outside the schema: {e}", "raw": res.raw[:300]}
+            else:
+                out[i] = self.labels(res.value, res.raw)
         return [o for o in out if o is not None]
+
+
+def _label_result(r: dict[str, Any]) -> dict[str, Any]:
+    """A finished comment's line in the labelling job."""
+    if r["status"] != "ok":
+        raise RecsageError(f"{r['error']}; raw output: {r.get('raw', '')!r}")
+    return {k: v for k, v in r.items() if k != "status"}
+
+
+@dataclass
+class LabelTask(SingleRequestTask):
+    """The labelling job as a `PromptTask` (Ray's vLLM / HTTP stages): the annotator's prompt, schema and layout."""
+
+    annotator: CommentAnnotator
+
+    def requests(self, record: dict[str, Any]) -> list[ChatRequest]:
+        return [self.annotator.request(record)]
+
+    def finish(self, record: dict[str, Any], index: int, text: str) -> dict[str, Any]:
+        value, err = parse(text, self.annotator._schema)
+        if value is None:
+            raise RecsageError(f"LLM output outside the schema: {err}; raw output: {text[:300]!r}")
+        return _label_result(self.annotator.labels(value, text))
 
 
 @dataclass
@@ -105,20 +142,17 @@ class AnnotationRun:
 
 
 def annotate_comments_batch(annotator: CommentAnnotator, rows: pd.DataFrame, out_dir: str | Path, *, progress: bool = True,
-                            retry_failed: bool = False, engine: EngineConfig | None = None) -> AnnotationRun:
+                            retry_failed: bool = False, engine: EngineConfig | None = None, stage: Any = None) -> AnnotationRun:
     """Resumable: one JSONL line per finished comment under out_dir/parts; a kill loses nothing."""
     if "comment_id" not in rows or "comment" not in rows:
         raise InvalidInputError("rows need 'comment_id' and 'comment' (and 'post') columns", field="comment_id")
     t0 = time.perf_counter()
 
     def one(rec: dict[str, Any]) -> dict[str, Any]:
-        r = annotator.annotate([rec])[0]
-        if r["status"] != "ok":
-            raise RecsageError(f"{r['error']}; raw output: {r.get('raw', '')!r}")
-        return {k: v for k, v in r.items() if k != "status"}
+        return _label_result(annotator.annotate([rec])[0])
 
     job = BatchJob(out_dir, one, id_field="comment_id", desc="label comments", progress=progress, retry_failed=retry_failed,
-                   engine=engine)
+                   engine=engine, task=LabelTask(annotator), stage=stage)
     summary = job.run((r for r in rows.to_dict("records")), total=len(rows))
     meta = {"component": "lcu.CommentAnnotator", "model": annotator.backend.model_id, "prompt": annotator.prompt_id,
             "layout": annotator.layout.version, "seconds": round(time.perf_counter() - t0, 2),

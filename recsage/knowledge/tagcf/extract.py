@@ -20,7 +20,8 @@ from recsage.knowledge.tagcf.vocab import TagVocabulary, normalise_tag
 from recsage.llm.base import LLMBackend
 from recsage.llm.batch import BatchJob, BatchSummary, EngineConfig
 from recsage.llm.prompts import PromptTemplate
-from recsage.llm.structured import structured
+from recsage.llm.structured import parse, structured
+from recsage.llm.tasks import ChatRequest, SingleRequestTask
 from recsage.llm.types import GenerationParams
 
 TAG_PROMPT = PromptTemplate(
@@ -122,25 +123,30 @@ class ItemTagger:
         msgs[0]["content"] = msgs[0]["content"].format(**self._system_fill)
         return msgs
 
+    def request(self, item: dict[str, Any]) -> ChatRequest:
+        return ChatRequest(self._messages(item_prompt_text(item)), self._schema, GenerationParams(max_tokens=self.max_tokens))
+
+    @staticmethod
+    def item_tags(item_id: int, value: dict[str, Any]) -> ItemTags:
+        """A schema-valid answer as the item's tags (repeats dropped, order kept)."""
+        return ItemTags(item_id, tuple(dict.fromkeys(value["topics"])), tuple(dict.fromkeys(value["roles"])), float(value["confidence"]))
+
     def tag(self, items: Iterable[dict[str, Any]]) -> list[ItemTags]:
         rows = list(items)
         out: list[ItemTags] = []
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start : start + self.batch_size]
-            ready, texts = [], []
+            ready, convs = [], []
             for r in chunk:
                 try:
-                    texts.append(item_prompt_text(r))
+                    convs.append(self.request(r).messages)
                     ready.append(r)
                 except InvalidInputError as e:
                     out.append(ItemTags(int(r.get("item_id", -1)), (), (), 0.0, "failed", str(e)))
-            results = structured(self.backend, [self._messages(t) for t in texts], self._schema, GenerationParams(max_tokens=self.max_tokens), max_retries=self.max_retries)
+            results = structured(self.backend, convs, self._schema, GenerationParams(max_tokens=self.max_tokens), max_retries=self.max_retries)
             for r, res in zip(ready, results):
                 if res.ok:
-                    v = res.value
-                    topics = tuple(dict.fromkeys(v["topics"]))
-                    roles = tuple(dict.fromkeys(v["roles"]))
-                    out.append(ItemTags(int(r["item_id"]), topics, roles, float(v["confidence"])))
+                    out.append(self.item_tags(int(r["item_id"]), res.value))
                 else:
                     out.append(ItemTags(int(r["item_id"]), (), (), 0.0, "failed", res.error, res.raw))
         order = {int(r.get("item_id", -1)): i for i, r in enumerate(rows)}
@@ -177,6 +183,29 @@ def propose_tags(backend: LLMBackend, items: Sequence[dict[str, Any]], kind: str
     return proposals
 
 
+def _tag_result(t: ItemTags) -> dict[str, Any]:
+    """A finished item's line in the tagging job."""
+    if t.status != "ok":
+        raise RecsageError(f"tagging failed: {t.error}; raw output: {(t.raw or '')[:300]!r}")
+    return {"topics": list(t.topics), "roles": list(t.roles), "confidence": t.confidence}
+
+
+@dataclass
+class TagTask(SingleRequestTask):
+    """The tagging job as a `PromptTask` (Ray's vLLM / HTTP stages): the tagger's prompt and schema."""
+
+    tagger: ItemTagger
+
+    def requests(self, record: dict[str, Any]) -> list[ChatRequest]:
+        return [self.tagger.request(record)]
+
+    def finish(self, record: dict[str, Any], index: int, text: str) -> dict[str, Any]:
+        value, err = parse(text, self.tagger._schema)
+        if value is None:
+            raise RecsageError(f"tagging failed: LLM output {err}; raw output: {text[:300]!r}")
+        return _tag_result(self.tagger.item_tags(int(record["item_id"]), value))
+
+
 @dataclass
 class TaggingRun:
     tags: pd.DataFrame
@@ -185,17 +214,16 @@ class TaggingRun:
 
 
 def tag_items_batch(tagger: ItemTagger, items: pd.DataFrame, out_dir: str | Path, *, progress: bool = True, retry_failed: bool = False,
-                    engine: EngineConfig | None = None) -> TaggingRun:
-    """Resumable tagging: one JSONL line per finished item under out_dir/parts (on Ray with `engine`)."""
+                    engine: EngineConfig | None = None, stage: Any = None) -> TaggingRun:
+    """Resumable tagging: one JSONL line per finished item under out_dir/parts (on Ray with
+    `engine`; through Ray's vLLM/HTTP stage with `stage`)."""
     t0 = time.perf_counter()
 
     def one(rec: dict[str, Any]) -> dict[str, Any]:
-        t = tagger.tag([rec])[0]
-        if t.status != "ok":
-            raise RecsageError(f"tagging failed: {t.error}; raw output: {(t.raw or '')[:300]!r}")
-        return {"topics": list(t.topics), "roles": list(t.roles), "confidence": t.confidence}
+        return _tag_result(tagger.tag([rec])[0])
 
-    job = BatchJob(out_dir, one, id_field="item_id", desc="tag items", progress=progress, retry_failed=retry_failed, engine=engine)
+    job = BatchJob(out_dir, one, id_field="item_id", desc="tag items", progress=progress, retry_failed=retry_failed, engine=engine,
+                   task=TagTask(tagger), stage=stage)
     records = (r for r in items.to_dict("records"))
     summary = job.run(records, total=len(items))
     frame = job.to_frame()
@@ -209,7 +237,8 @@ def tag_items_batch(tagger: ItemTagger, items: pd.DataFrame, out_dir: str | Path
         if "confidence" not in frame:
             frame["confidence"] = 0.0
         frame = frame.sort_values("item_id").reset_index(drop=True)
-    meta = {"component": "tagcf.ItemTagger", "model": tagger.backend.model_id, "prompt": tagger.prompt_id, "seconds": round(time.perf_counter() - t0, 2)}
+    meta = {"component": "tagcf.ItemTagger", "model": tagger.backend.model_id, "prompt": tagger.prompt_id, "seconds": round(time.perf_counter() - t0, 2),
+            **({"stage": stage.describe()} if stage is not None else {})}
     return TaggingRun(frame, summary, meta)
 
 
