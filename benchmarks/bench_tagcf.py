@@ -6,6 +6,13 @@ extraction numbers of the tagging run.
     .venv/bin/python -m recsage.cli data prepare movielens-100k ../shared/data/movielens-100k --out .recsage/bench/prepared/ml100k
     .venv/bin/python -m recsage.cli tagcf extract --data .recsage/bench/prepared/ml100k --out .recsage/bench/tagcf/ml100k --limit 150
     .venv/bin/python benchmarks/bench_tagcf.py --seeds 0,1
+
+    # role identification (seeds 0-2) and graph evidence statistics → results/bench_tagcf_roles.json
+    .venv/bin/python benchmarks/bench_tagcf.py --part roles --seeds 0,1,2
+    # + the LLM route, read once for seed 0's held-out users (resumable, kept as an artifact)
+    .venv/bin/python benchmarks/bench_tagcf.py --part roles --seeds 0,1,2 --llm-roles
+    # tag quality / position bias (the item's categories or genres held out of the prompt)
+    .venv/bin/python benchmarks/bench_tagcf.py --part tags --items 60 --seeds 0
 """
 
 from __future__ import annotations
@@ -44,14 +51,140 @@ def ensure_tags(name: str, kind: str, folder: str, ds) -> Path:
     return out
 
 
+ROLE_ARTIFACT = REPO / "benchmarks" / "results" / "tagcf-user-roles"
+
+
+def roles_part(seeds: list[int], llm_roles: bool) -> None:
+    """Role identification on held-out ML-100K users (user-level split per seed) and the role
+    graph's evidence statistics. Topics: the LLM tagging run's when it exists, else genres."""
+    from recsage.pipelines.roles import identify_roles_supervised, read_user_roles, summarise_roles
+    from recsage.pipelines.tagcf import build_role_graph, split_users, user_role_labels
+
+    ds = load_dataset("movielens-100k", SHARED / "movielens-100k")
+    tags_dir = WORK / "ml100k"
+    if not (tags_dir / "item_tags.parquet").exists():
+        tags_dir = WORK / "ml100k-genres"
+        if not (tags_dir / "item_tags.parquet").exists():
+            build_vocabularies(ds, tags_dir, extend=False)
+            tag_items(ds, tags_dir, tags_dir, limit=0, progress=False)
+    llm_dir = None
+    if llm_roles:  # the default embedded model reads seed 0's held-out users (resumable; reused when present)
+        _, test_u = split_users(user_role_labels(ds)["user_id"].to_numpy(), 0.2, 0)
+        meta = read_user_roles(ds, ROLE_ARTIFACT, user_ids=[int(u) for u in test_u], progress=True)
+        print({k: meta.get(k) for k in ("model", "prompt", "users", "new_ok", "new_failed", "skipped_done", "seconds")}, flush=True)
+        llm_dir = ROLE_ARTIFACT
+    elif (ROLE_ARTIFACT / "user_roles_llm.parquet").exists():
+        llm_dir = ROLE_ARTIFACT
+    row = {"dataset": "movielens-100k", "task": "roles-timing", "method": "all methods, all seeds", "seed": -1}
+    with measure(row):
+        rows = identify_roles_supervised(ds, tags_dir, seeds=seeds, llm_answers=llm_dir)
+    summary = summarise_roles(rows)
+    for r in summary:
+        r["task"] = "roles-mean"
+    print_table(summary, ["group", "method", "seeds", "top1_acc", "top1_acc_std", "top1_gain", "top1_gain_std", "top3_acc", "macro_f1",
+                          "macro_f1_std", "macro_f1_gain", "macro_f1_gain_std", "log_loss", "ece", "features"],
+                f"role identification, held-out ML-100K users (user-level split, mean ± std over seeds {seeds}; topics from {tags_dir.name})")
+    graph_rows = []
+    for w, name in ((0.0, "behaviour only"), (0.5, "LLM + behaviour")):
+        g = build_role_graph(ds, tags_dir, llm_weight=w)
+        st = g.stats()
+        top = g.top_edges(n=5)
+        graph_rows.append({"dataset": "movielens-100k", "task": "graph", "method": name, "seed": 0,
+                           **{k: st[k] for k in ("role_topic_edges", "role_topic_edges_above_floor", "above_floor_by_behaviour", "above_floor_by_llm")},
+                           "support_floor": st["support_floor"],
+                           "top_edges": "; ".join(f"{r.source}→{r.target} lift {r.lift:.2f} [{r.lift_low:.2f},{r.lift_high:.2f}] {r.support_users} users"
+                                                  for r in top.itertuples())})
+    print_table(graph_rows, ["method", "role_topic_edges", "role_topic_edges_above_floor", "above_floor_by_behaviour", "above_floor_by_llm"],
+                "role graph evidence (ML-100K)")
+    for r in graph_rows:
+        print(f"  {r['method']}: {r['top_edges']}")
+    write_results("bench_tagcf_roles", [{"task": "roles", **r} for r in rows] + summary + graph_rows + [row])
+
+
+TAG_DATASETS = {"scientific": ("scientific", "amazon-scientific"), "movielens-100k": ("movielens-100k", "movielens-100k")}
+
+
+def tags_part(n_items: int, shortlist: int, seed: int) -> None:
+    """Tag quality with the item's own categories/genres held out of the prompt: precision and
+    recall of the chosen topics against them, and position bias (how often the first three
+    vocabulary entries are chosen), for the LLM shown the whole vocabulary in a fixed order, the
+    LLM shown a shuffled MiniLM shortlist, and the MiniLM nearest-tag baseline (top 2)."""
+    import numpy as np
+
+    from recsage.knowledge.tagcf.extract import ItemTagger, shortlist_tags, tag_items_batch
+    from recsage.llm.embed import Embedder
+    from recsage.llm.registry import LLMConfig, get_backend
+    from recsage.pipelines.tagcf import popular_items, seed_vocabularies
+
+    backend = get_backend(config=LLMConfig.from_env())
+    embed = Embedder().embed
+    rows = []
+    for name, (kind, folder) in TAG_DATASETS.items():
+        ds = load_dataset(kind, SHARED / folder)
+        topics, roles = seed_vocabularies(ds)
+        rng = np.random.default_rng(seed)
+        pool = popular_items(ds).head(max(400, n_items))
+        items = pool.iloc[np.sort(rng.choice(len(pool), n_items, replace=False))].drop(columns=["n_interactions"]).reset_index(drop=True)
+        truth = {int(r.item_id): {topics.lookup(str(c)) for c in (list(r.categories) if r.categories is not None else [])} - {None}
+                 for r in items.itertuples()}
+        held_out = items.drop(columns=["categories"])  # the prompt and the shortlist never see the answer
+        first3 = set(topics.names[:3])
+        short = shortlist_tags(held_out, topics, roles, embed, k_topics=shortlist, seed=seed)
+        variants = {"LLM, whole vocabulary in order": held_out, f"LLM, shuffled shortlist of {shortlist}": short}
+        preds: dict[str, dict[int, list[str]]] = {}
+        for method, recs in variants.items():
+            out = WORK / "tag-quality" / f"{name}-{'full' if recs is held_out else f'short{shortlist}'}-s{seed}"
+            row = {"dataset": name, "task": "tag-quality", "method": method, "seed": seed, "items": n_items, "vocabulary": len(topics)}
+            with measure(row):
+                run = tag_items_batch(ItemTagger(backend, topics, roles), recs, out, progress=False)
+            ok = run.tags[run.tags["status"] == "ok"]
+            preds[method] = {int(r.item_id): list(r.topics) for r in ok.itertuples()}
+            row |= {"model": run.meta["model"], "failed": int((run.tags["status"] != "ok").sum()),
+                    "roles_example": "; ".join(f"{t[:40]} → {', '.join(r)}" for t, r in
+                                               zip(items.set_index("item_id").loc[ok["item_id"].head(3), "title"], ok["roles"].head(3)))}
+            rows.append(row)
+        x = embed([str(t) for t in held_out["title"]])
+        v = embed(topics.names)
+        sims = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (v / np.linalg.norm(v, axis=1, keepdims=True)).T
+        preds["MiniLM nearest tags (top 2)"] = {int(i): [topics.names[j] for j in np.argsort(-s)[:2]] for i, s in zip(held_out["item_id"], sims)}
+        rows.append({"dataset": name, "task": "tag-quality", "method": "MiniLM nearest tags (top 2)", "seed": seed, "items": n_items,
+                     "vocabulary": len(topics), "failed": 0})
+        for row in rows:
+            if row["dataset"] != name or "precision" in row:
+                continue
+            got = preds[row["method"]]
+            pairs = [(set(got.get(i, [])), truth[i]) for i in truth if truth[i]]
+            chosen = sum(len(p) for p, _ in pairs)
+            row["precision"] = round(sum(len(p & t) for p, t in pairs) / max(chosen, 1), 4)
+            row["recall"] = round(sum(len(p & t) for p, t in pairs) / max(sum(len(t) for _, t in pairs), 1), 4)
+            row["items_with_truth"] = len(pairs)
+            row["first3_share"] = round(sum(len(p & first3) for p, _ in pairs) / max(chosen, 1), 4)  # of chosen tags
+            row["first3_expected"] = round(sum(len(t & first3) for _, t in pairs) / max(sum(len(t) for _, t in pairs), 1), 4)
+    print_table(rows, ["dataset", "method", "items_with_truth", "vocabulary", "precision", "recall", "first3_share", "first3_expected", "failed", "seconds"],
+                f"tag quality, categories/genres held out of the prompt (seed {seed})")
+    for r in rows:
+        if r.get("roles_example"):
+            print(f"  {r['dataset']} / {r['method']}: {r['roles_example']}")
+    write_results("bench_tagcf_tags", rows)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
+    ap.add_argument("--part", default="recommend", choices=["recommend", "roles", "tags"],
+                    help="recommend: the lift table (bench_tagcf.json); roles: role identification + graph evidence; tags: tag quality and position bias")
+    ap.add_argument("--items", type=int, default=60, help="--part tags: items per dataset")
+    ap.add_argument("--shortlist", type=int, default=12, help="--part tags: topics shown per item")
+    ap.add_argument("--llm-roles", action="store_true", help="with --part roles: run the LLM route (default model) on seed 0's held-out users")
     ap.add_argument("--seeds", default="0,1")
     ap.add_argument("--datasets", default="movielens-100k,scientific")
     ap.add_argument("--minutes", type=float, default=4.0, help="training time cap per run")
     ap.add_argument("--tag-loss-weight", type=float, default=0.5)
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.part == "roles":
+        return roles_part(seeds, args.llm_roles)
+    if args.part == "tags":
+        return tags_part(args.items, args.shortlist, seeds[0])
     # every finished training run is appended here and reused by later invocations (runs take minutes)
     done_path = WORK / "runs.jsonl"
     done = [json.loads(line) for line in done_path.read_text().splitlines()] if done_path.exists() else []

@@ -55,13 +55,18 @@ def role_graphs() -> dict:
 
 
 @st.cache_data(show_spinner=False)
-def role_graph_view(path: str, role: str | None = None, min_weight: float = 0.0, max_edges: int = 60) -> dict:
-    return explore.role_graph_view(path, role=role, min_weight=min_weight, max_edges=max_edges)
+def role_graph_view(path: str, role: str | None = None, min_weight: float = 0.0, max_edges: int = 30, include_hidden: bool = False) -> dict:
+    return explore.role_graph_view(path, role=role, min_weight=min_weight, max_edges=max_edges, include_hidden=include_hidden)
 
 
 @st.cache_data(show_spinner="Drawing the graph…")
-def role_graph_html(path: str, role: str | None = None, min_weight: float = 0.0, max_edges: int = 60) -> str:
-    return explore.role_graph_html(role_graph_view(path, role, min_weight, max_edges))
+def role_graph_html(path: str, role: str | None = None, min_weight: float = 0.0, max_edges: int = 30, include_hidden: bool = False) -> str:
+    return explore.role_graph_html(role_graph_view(path, role, min_weight, max_edges, include_hidden))
+
+
+@st.cache_data(show_spinner=False)
+def role_profile(path: str, role: str) -> object:
+    return explore.role_profile(path, role)
 
 
 def style_names() -> list[str]:

@@ -164,7 +164,8 @@ def demo(
         for ex in tc["examples"]:
             console.print(f"  {ex['title']}\n    topics {ex['topics']}  roles {ex['roles']}")
         if tc["edges"]:
-            _print_rows(tc["edges"], ["source", "target", "weight", "llm_count"], "top role → topic edges")
+            _print_rows(tc["edges"], ["source", "target", "strength", "lift", "support_users", "llm_count"],
+                        "strongest role → topic edges above the support floor (strength = lower bound of the lift)")
     if "scale" in report:
         sc = report["scale"]
         line = sc.get("skipped") or (f"tagging on {sc['engine']}: {sc['ok']}/{sc['items']} items, same tags as the local engine "
@@ -437,6 +438,7 @@ def tagcf_extract(
     data: Path = typer.Option(..., "--data", help="prepared dataset folder"),
     out: Path = typer.Option(..., "--out", help="tags folder (vocabularies, LLM parts, item_tags.parquet)"),
     limit: Optional[int] = typer.Option(None, "--limit", help="tag only the N most popular items (others keep data-derived topics)"),
+    shortlist: int = typer.Option(12, "--shortlist", min=0, help="show each item its N nearest topics (and 8 roles), shuffled per item; 0 = the whole vocabulary"),
     extend: bool = typer.Option(True, "--extend/--no-extend", help="let the LLM propose new tags before tagging"),
     roles: Optional[Path] = typer.Option(None, "--roles", help="YAML role list (group: [roles]); default for data without user profiles: the shipped starter roles"),
     retry_failed: bool = typer.Option(False, "--retry-failed"),
@@ -454,7 +456,7 @@ def tagcf_extract(
     cfg = _llm_config(backend, model, base_url, json_mode, False)
     if not (out / "topics.json").exists():
         console.print_json(json.dumps(build_vocabularies(ds, out, llm=cfg, extend=extend, roles_file=roles)))
-    console.print_json(json.dumps(tag_items(ds, out, out, llm=cfg, limit=limit, retry_failed=retry_failed, engine=eng), default=str))
+    console.print_json(json.dumps(tag_items(ds, out, out, llm=cfg, limit=limit, retry_failed=retry_failed, engine=eng, shortlist=shortlist), default=str))
 
 
 @tagcf_app.command("graph")
@@ -474,7 +476,9 @@ def tagcf_graph(
     g = build_role_graph(ds, tags, out, llm_weight=llm_weight)
     stats = g.stats()
     console.print_json(json.dumps({k: v for k, v in stats.items() if k != "rejections"}))
-    _print_rows(g.top_edges(n=15).to_dict("records"), ["source", "target", "weight", "lift", "llm_count", "behaviour_count"], "top role → topic edges (by lift)")
+    _print_rows(g.top_edges(n=15).to_dict("records"), ["source", "target", "strength", "lift", "lift_low", "lift_high", "support_users", "support_items", "llm_count"],
+                f"strongest role → topic edges ({stats['role_topic_edges_above_floor']} of {stats['role_topic_edges']} above the support floor: "
+                f"≥{stats['support_floor']['users']} users or ≥{stats['support_floor']['llm_items']} LLM-tagged items; strength = lower 95% bound of the lift)")
     if features is not None:
         console.print_json(json.dumps(export_features(ds, tags, out, features)))
 
@@ -484,14 +488,61 @@ def tagcf_graph(
 def tagcf_roles(
     data: Path = typer.Option(..., "--data"),
     tags: Path = typer.Option(..., "--tags"),
-    seed: int = typer.Option(0, "--seed"),
+    seeds: str = typer.Option("0", "--seeds", help="user splits to average over, e.g. 0,1,2"),
+    llm_answers: Optional[Path] = typer.Option(None, "--llm-answers", help="folder from `recsage tagcf read-roles` (adds the LLM route)"),
+    out: Optional[Path] = typer.Option(None, "--out", help="also write every row as JSON here"),
+    text: bool = typer.Option(True, "--text/--no-text", help="include the MiniLM text of the history (embeds every item once)"),
 ) -> None:
-    """Identify held-out users' roles from behaviour alone (needs user profiles to score against)."""
+    """Identify held-out users' roles from their history: majority, topic-frequency and graph
+    baselines against the supervised classifier (needs user profiles to score against)."""
     from recsage.datasets import Dataset
-    from recsage.pipelines.tagcf import identify_roles
+    from recsage.pipelines.roles import identify_roles_supervised, summarise_roles
 
-    rows = identify_roles(Dataset.load(data), tags, seed=seed)
-    _print_rows(rows, ["group", "method", "classes", "top1_acc", "top3_acc", "macro_f1", "users"], "role identification (held-out users)")
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--seeds must be integers separated by commas, got {seeds!r}") from None
+    rows = identify_roles_supervised(Dataset.load(data), tags, seeds=seed_list, llm_answers=llm_answers, text=text)
+    summary = summarise_roles(rows)
+    _print_rows(summary, ["group", "method", "classes", "seeds", "top1_acc", "top3_acc", "macro_f1", "log_loss", "ece"],
+                "role identification (held-out users, mean over seeds)")
+    if out is not None:
+        out.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2, default=str))
+
+
+@tagcf_app.command("read-roles")
+@clean_errors
+def tagcf_read_roles(
+    data: Path = typer.Option(..., "--data"),
+    out: Path = typer.Option(..., "--out", help="folder: user_roles_llm.parquet + the resumable job"),
+    users: Optional[Path] = typer.Option(None, "--users", help="file with one user id (internal) per line; default: every profiled user"),
+    max_items: int = typer.Option(25, "--max-items", min=1, help="most recent history items shown to the LLM"),
+    retry_failed: bool = typer.Option(False, "--retry-failed"),
+    backend: Optional[str] = BACKEND_OPT, model: Optional[str] = MODEL_OPT, base_url: Optional[str] = URL_OPT,
+    json_mode: Optional[str] = JSON_MODE_OPT,
+    engine: str = ENGINE_OPT, ray_address: Optional[str] = RAY_ADDRESS_OPT, actors: int = ACTORS_OPT,
+    cpus_per_actor: float = CPUS_OPT, gpus_per_actor: float = GPUS_OPT,
+) -> None:
+    """The LLM route: the model reads each user's history and names one role per group (resumable)."""
+    from recsage.datasets import Dataset
+    from recsage.pipelines.roles import read_user_roles
+
+    ids = None
+    if users is not None:
+        ids = []
+        try:
+            lines = users.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise InvalidInputError(f"cannot read the user list as UTF-8 text ({e})", file=str(users)) from None
+        for n, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    ids.append(int(line.strip()))
+                except ValueError:
+                    raise InvalidInputError(f"not a user id: {line.strip()[:40]!r}", file=str(users), record=f"line {n}", field="user_id") from None
+    meta = read_user_roles(Dataset.load(data), out, user_ids=ids, llm=_llm_config(backend, model, base_url, json_mode, False), max_items=max_items,
+                           retry_failed=retry_failed, engine=_engine_config(engine, ray_address, actors, cpus_per_actor, gpus_per_actor))
+    console.print_json(json.dumps(meta, default=str))
 
 
 @tagcf_app.command("train")

@@ -169,7 +169,7 @@ def demo_role_graph(ds: Dataset, out: Path, n_items: int, config: LLMConfig) -> 
     try:
         graph = build_role_graph(ds, out, out / "graph")
         graph.require_edges()
-        edges = graph.top_edges(n=8, by="weight").to_dict("records")
+        edges = graph.top_edges(n=8).to_dict("records")  # evidence first: above the support floor, by conservative lift
         stats = {k: v for k, v in graph.stats().items() if k in ("roles", "topics", "edges", "edges_with_llm_evidence")}
     except InvalidInputError as e:  # e.g. the LLM gave no roles for these items: say so, keep going
         edges, stats = [], {"error": str(e)}
@@ -186,7 +186,7 @@ def demo_scale_out(ds: Dataset, local_dir: Path, out: Path, n_items: int, config
     from recsage.knowledge.tagcf.vocab import TagVocabulary
     from recsage.llm.batch import BatchJob, EngineConfig
     from recsage.llm.registry import backend_for
-    from recsage.pipelines.tagcf import popular_items
+    from recsage.pipelines.tagcf import tagging_records
 
     import importlib.util
 
@@ -194,7 +194,7 @@ def demo_scale_out(ds: Dataset, local_dir: Path, out: Path, n_items: int, config
         return {"skipped": "Ray is not installed (pip install 'recsage[scale]')"}
     engine = EngineConfig(engine="ray", actors=1, cpus_per_actor=1, block_size=1)
     topics, roles = TagVocabulary.load(local_dir / "topics.json"), TagVocabulary.load(local_dir / "roles.json")
-    items = popular_items(ds).head(n_items).drop(columns=["n_interactions"])
+    items = tagging_records(ds, topics, roles, limit=n_items)  # the local run's records, shortlists included
     run = tag_items_batch(ItemTagger(backend_for(engine, config), topics, roles), items, out, progress=False, engine=engine)
     local = {r["id"]: r["result"] for r in BatchJob(local_dir / "llm_tags", lambda r: r).results()}
     same = sum(local.get(r["id"]) == r["result"] for r in BatchJob(out, lambda r: r).results())

@@ -230,42 +230,62 @@ def find_role_graphs(*roots: str | Path) -> dict[str, str]:
     return out
 
 
-def role_graph_view(graph_dir: str | Path, *, role: str | None = None, min_weight: float = 0.0, max_edges: int = 60) -> dict[str, Any]:
-    """Stats, an edge table (both directions) and a DOT drawing of the strongest role→topic edges."""
+def role_graph_view(graph_dir: str | Path, *, role: str | None = None, min_weight: float = 0.0, max_edges: int = 30,
+                    include_hidden: bool = False) -> dict[str, Any]:
+    """Stats, an edge table (both directions) and a DOT drawing of the strongest role→topic edges:
+    evidence first — ranked by strength (the lower bound of the lift), edges below the support
+    floor hidden unless `include_hidden`; `counts` says how many edges the filters leave."""
     from recsage.knowledge.tagcf.graph import RoleGraph
 
     g = RoleGraph.load(graph_dir)
-    rows = [{"source": g.graph.nodes[u]["name"], "target": g.graph.nodes[v]["name"], "relation": d["relation"], "weight": round(d["weight"], 4),
-             "lift": round(d["lift"], 3), "llm_count": d["llm_count"], "behaviour_count": d["behaviour_count"],
-             "example_items": d["example_items"], "example_users": d["example_users"]} for u, v, d in g.graph.edges(data=True)]
-    edges = pd.DataFrame(rows, columns=["source", "target", "relation", "weight", "lift", "llm_count", "behaviour_count", "example_items", "example_users"])
+    parts = []
+    for relation in ("role_to_topic", "topic_to_role"):
+        e = g.edge_table(relation)
+        e.insert(2, "relation", relation)
+        parts.append(e)
+    edges = pd.concat(parts, ignore_index=True)
+    for col, nd in (("weight", 4), ("strength", 3), ("lift", 3), ("lift_low", 3), ("lift_high", 3), ("llm_lift", 3), ("llm_lift_low", 3)):
+        edges[col] = edges[col].astype(float).round(nd)
     view = edges[(edges["relation"] == "role_to_topic") & (edges["weight"] >= min_weight)]
+    if not include_hidden:
+        view = view[view["above_floor"].astype(bool)]
     if role:
         view = view[view["source"] == role]
-    view = view.sort_values("weight", ascending=False).head(max_edges)
+    matching = len(view)
+    view = view.sort_values(["strength", "weight"], ascending=False).head(max_edges)
     dot = ["digraph G {", "rankdir=LR;", 'node [fontsize=10, style=filled];']
     for r in view["source"].unique():
         dot.append(f'"r:{r}" [label="{r}", shape=ellipse, fillcolor="#cfe2ff"];')
     for t in view["target"].unique():
         dot.append(f'"t:{t}" [label="{t}", shape=box, fillcolor="#ffe5b4"];')
-    top = float(view["weight"].max()) if len(view) else 1.0
+    top = float(view["strength"].max()) if len(view) else 1.0
     for r in view.itertuples():
-        dot.append(f'"r:{r.source}" -> "t:{r.target}" [penwidth={0.5 + 3 * r.weight / max(top, 1e-9):.2f}, tooltip="w={r.weight} lift={r.lift}"];')
+        dot.append(f'"r:{r.source}" -> "t:{r.target}" [penwidth={0.5 + 3 * r.strength / max(top, 1e-9):.2f}, '
+                   f'tooltip="strength={r.strength} lift={r.lift} users={r.support_users} llm items={r.llm_count}"];')
     dot.append("}")
-    return {"stats": g.stats(), "roles": g.roles, "topics": g.topics, "edges": edges, "shown": view, "dot": "\n".join(dot)}
+    return {"stats": g.stats(), "roles": g.roles, "topics": g.topics, "edges": edges, "shown": view, "dot": "\n".join(dot),
+            "counts": {"matching": matching, "shown": len(view)}}
+
+
+def role_profile(graph_dir: str | Path, role: str, n: int = 10) -> pd.DataFrame:
+    """A role's strongest topics (above the floor) with lift, interval, support and example item titles."""
+    from recsage.knowledge.tagcf.graph import RoleGraph
+
+    return RoleGraph.load(graph_dir).role_profile(role, n)
 
 
 def node_evidence(edges: pd.DataFrame, node: str) -> pd.DataFrame:
     """Every edge into or out of `node` (a role or topic name), strongest first, with its evidence."""
     rows = edges[(edges["source"] == node) | (edges["target"] == node)]
-    return rows.sort_values("weight", ascending=False).reset_index(drop=True)
+    return rows.sort_values(["above_floor", "strength", "weight"], ascending=False).reset_index(drop=True)
 
 
 def _node_summary(edges: pd.DataFrame, node: str, kind: str, top: int = 5) -> str:
     out = edges[(edges["source"] == node) & (edges["relation"] == ("role_to_topic" if kind == "role" else "topic_to_role"))]
-    out = out.sort_values("weight", ascending=False).head(top)
-    lines = [f"{kind}: {node}", f"strongest {'topics' if kind == 'role' else 'roles'}:"]
-    lines += [f"  {r.target}  w={r.weight:.3f} lift={r.lift:.2f} (llm {r.llm_count}, behaviour {r.behaviour_count})" for r in out.itertuples()]
+    out = out[out["above_floor"].astype(bool)].sort_values(["strength", "weight"], ascending=False).head(top)
+    lines = [f"{kind}: {node}", f"strongest {'topics' if kind == 'role' else 'roles'} (above the support floor):"]
+    lines += [f"  {r.target}  lift {r.lift:.2f} [{r.lift_low:.2f}, {r.lift_high:.2f}], {r.support_users} users, "
+              f"{r.support_items} items, LLM {r.llm_count} items" for r in out.itertuples()]
     items = sorted({i for ex in out["example_items"] for i in (list(ex) if ex is not None else [])})[:8]
     users = sorted({u for ex in out["example_users"] for u in (list(ex) if ex is not None else [])})[:8]
     lines += [f"example items: {items}", f"example users: {users}"]
@@ -297,14 +317,15 @@ def role_graph_html(view: dict[str, Any], *, height: int = 560) -> str:
     net = Network(height=f"{height}px", width="100%", directed=True, cdn_resources="in_line")
     net.toggle_physics(len(view["shown"]) <= 300)
     shown, edges = view["shown"], view["edges"]
-    top = float(shown["weight"].max()) if len(shown) else 1.0
+    top = float(shown["strength"].max()) if len(shown) else 1.0
     for r in shown["source"].unique():
         net.add_node(_safe(f"r:{r}"), label=_safe(r), title=_safe(_node_summary(edges, r, "role")), color="#8fb8ff", shape="dot")
     for t in shown["target"].unique():
         net.add_node(_safe(f"t:{t}"), label=_safe(t), title=_safe(_node_summary(edges, t, "topic")), color="#ffc98f", shape="box")
     for r in shown.itertuples():
-        net.add_edge(_safe(f"r:{r.source}"), _safe(f"t:{r.target}"), value=float(r.weight) / max(top, 1e-9),
-                     title=_safe(f"{r.source} → {r.target}: P(topic|role)={r.weight} lift={r.lift}"))
+        net.add_edge(_safe(f"r:{r.source}"), _safe(f"t:{r.target}"), value=float(r.strength) / max(top, 1e-9),
+                     title=_safe(f"{r.source} → {r.target}: lift {r.lift} [{r.lift_low}, {r.lift_high}], {r.support_users} users, "
+                                 f"LLM {r.llm_count} items, P(topic|role)={r.weight}"))
     html = _EXTERNAL_ASSET.sub("", net.generate_html())
     return html.replace("</body>", _CLICK_SCRIPT + "</body>")
 

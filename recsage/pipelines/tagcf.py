@@ -12,7 +12,7 @@ import pandas as pd
 
 from recsage.core.errors import InvalidInputError
 from recsage.datasets import Dataset
-from recsage.knowledge.tagcf.extract import ItemTagger, normalise_tag_frame, propose_tags, tag_items_batch, tags_from_metadata
+from recsage.knowledge.tagcf.extract import ItemTagger, normalise_tag_frame, propose_tags, shortlist_tags, tag_items_batch, tags_from_metadata
 from recsage.knowledge.tagcf.features import features_frame, item_features, logic_matrix, tag_matrices, user_features
 from recsage.knowledge.tagcf.graph import RoleGraph
 from recsage.knowledge.tagcf.roles import fit_temperature, graph_role_scores, majority_prediction, ranked_from_scores, role_metrics, topic_frequency_prediction
@@ -130,19 +130,22 @@ def tag_items(
     progress: bool = True,
     retry_failed: bool = False,
     engine: EngineConfig | None = None,
+    shortlist: int = 12,
 ) -> dict[str, Any]:
     """LLM tags for the `limit` most popular items (all by default), resumable; writes item_tags.parquet
-    merging LLM tags with the data-derived topics every item has."""
+    merging LLM tags with the data-derived topics every item has. `shortlist` > 0 shows each item
+    only its nearest topics (and 8 roles) in a per-item shuffled order (`shortlist_tags`); 0 shows
+    the whole vocabulary, in its own order, to every item."""
     vocab_dir, out = Path(vocab_dir), Path(out_dir)
     topics, roles = TagVocabulary.load(vocab_dir / "topics.json"), TagVocabulary.load(vocab_dir / "roles.json")
-    items = popular_items(dataset)
-    if limit is not None:
-        items = items.head(limit)
-    base = {"topics_version": topics.version, "roles_version": roles.version, "items_total": len(dataset.items)}
-    if len(items):
+    records = tagging_records(dataset, topics, roles, limit=limit, shortlist=shortlist)
+    base = {"topics_version": topics.version, "roles_version": roles.version, "items_total": len(dataset.items), "shortlist": shortlist}
+    if len(records):
         tagger = ItemTagger(backend_for(engine, llm), topics, roles)
-        run = tag_items_batch(tagger, items.drop(columns=["n_interactions"]), out / "llm_tags", progress=progress, retry_failed=retry_failed,
+        run = tag_items_batch(tagger, records, out / "llm_tags", progress=progress, retry_failed=retry_failed,
                               engine=engine, stage=stage_for(engine, llm))
+        if shortlist > 0:
+            run.meta["prompt"] = f"{run.meta['prompt']}+shortlist@{shortlist}"
         llm_tags = run.tags
         failed = int((llm_tags["status"] != "ok").sum()) if len(llm_tags) else 0
         meta = {**run.meta, **run.summary.to_dict(), "items_tagged_by_llm": int((llm_tags["status"] == "ok").sum()) if len(llm_tags) else 0,
@@ -153,6 +156,20 @@ def tag_items(
     merge_tags(tags_from_metadata(dataset.items, topics), llm_tags).to_parquet(out / "item_tags.parquet", index=False)
     (out / "item_tags.json").write_text(json.dumps(meta, indent=2, default=str))
     return meta
+
+
+def tagging_records(dataset: Dataset, topics: TagVocabulary, roles: TagVocabulary, *, limit: int | None = None, shortlist: int = 12) -> pd.DataFrame:
+    """The items to tag, most popular first, each with its shortlist of candidate tags when
+    `shortlist` > 0 (`shortlist_tags`)."""
+    items = popular_items(dataset)
+    if limit is not None:
+        items = items.head(limit)
+    records = items.drop(columns=["n_interactions"])
+    if shortlist > 0 and len(records):
+        from recsage.llm.embed import Embedder
+
+        records = shortlist_tags(records, topics, roles, Embedder().embed, k_topics=shortlist)
+    return records
 
 
 def merge_tags(metadata_tags: pd.DataFrame, llm_tags: pd.DataFrame) -> pd.DataFrame:

@@ -135,14 +135,20 @@ def test_role_graph_page_draws_a_real_graph(seed_role_graph):
     seed_role_graph(comp.WORKSPACE)
     comp.role_graphs.clear()
     at = run("role_graph.py")
-    assert at.metric and int(at.metric[0].value) > 400
+    shown_n, matching = (int(v) for v in at.metric[0].value.split(" of "))
+    assert shown_n == 30 and matching > 300  # evidence first: 30 drawn of the edges above the support floor
     assert len(at.dataframe) == 2  # the shown edges, and the node inspector
+    first = at.dataframe[0].value
+    assert first["above_floor"].all() and (first["strength"].diff().dropna() <= 1e-9).all()
     at.selectbox[1].select("student").run()
     assert not at.exception
     shown = at.dataframe[0].value
     assert len(shown) and set(shown["source"]) == {"student"}
+    assert int(at.metric[0].value.split(" of ")[1]) == len(shown) < matching  # the count follows the role filter
+    profile = at.dataframe[1].value  # the role profile: strongest topics with lift, interval and support
+    assert {"lift", "lift_low", "lift_high", "support_users"} <= set(profile.columns) and (profile["source"] == "student").all()
     at.selectbox[2].select("Drama").run()  # inspect a node: its edges in both directions, with evidence
-    evidence = at.dataframe[1].value
+    evidence = at.dataframe[-1].value
     assert len(evidence) and ((evidence["source"] == "Drama") | (evidence["target"] == "Drama")).all()
     assert {"role_to_topic", "topic_to_role"} <= set(evidence["relation"])
 

@@ -243,3 +243,37 @@ def test_tag_matrices_ignore_unknown_tags(vocabs):
     topics, roles = vocabs
     mt, mr = tag_matrices(pd.DataFrame([{"item_id": 1, "topics": ["Drama", "X"], "roles": ["student"]}]), 3, topics.names, roles.names)
     assert mt.sum() == 1 and mr.sum() == 1 and mt[1, topics.names.index("Drama")] == 1
+
+
+def test_shortlist_puts_plausible_tags_in_a_per_item_order(ml100k, vocabs, embedder):
+    """The position-bias fix: each item sees its nearest topics (MiniLM), shuffled per item and the
+    same on every run; the tagger's prompt and grammar are restricted to them."""
+    from recsage.knowledge.tagcf.extract import shortlist_tags
+
+    topics, roles = vocabs
+    items = ml100k.items.iloc[[0, 1, 49, 99]].drop(columns=["categories"]).reset_index(drop=True)  # genres held out
+    short = shortlist_tags(items, topics, roles, embedder.embed, k_topics=6, k_roles=5)
+    assert all(len(c) == 6 and set(c) <= set(topics.names) for c in short["candidate_topics"])
+    assert all(len(c) == 5 and set(c) <= set(roles.names) for c in short["candidate_roles"])
+    assert {"Animation", "Children's"} & set(short.loc[0, "candidate_topics"])  # Toy Story
+    again = shortlist_tags(items, topics, roles, embedder.embed, k_topics=6, k_roles=5)
+    assert again["candidate_topics"].tolist() == short["candidate_topics"].tolist()
+    firsts = [c[0] for c in short["candidate_topics"]]
+    assert len(set(firsts)) > 1  # no vocabulary entry sits first for everyone
+    seen = []
+
+    def answer(messages):
+        seen.append(messages)
+        return json.dumps({"topics": [short.loc[0, "candidate_topics"][-1]], "roles": [short.loc[0, "candidate_roles"][0]], "confidence": 0.5})
+
+    tagger = ItemTagger(ScriptedBackend(answer), topics, roles)
+    rec = short.iloc[0].to_dict()
+    req = tagger.request(rec)
+    assert req.json_schema["properties"]["topics"]["items"]["enum"] == short.loc[0, "candidate_topics"]
+    assert "Film-Noir" not in req.messages[0]["content"] or "Film-Noir" in short.loc[0, "candidate_topics"]
+    [t] = tagger.tag([rec])
+    assert t.status == "ok" and t.topics == (short.loc[0, "candidate_topics"][-1],)
+    outside = ItemTagger(ScriptedBackend(lambda m: json.dumps({"topics": ["Film-Noir"], "roles": [short.loc[0, "candidate_roles"][0]], "confidence": 0.5})),
+                         topics, roles, max_retries=0)
+    if "Film-Noir" not in short.loc[0, "candidate_topics"]:
+        assert outside.tag([rec])[0].status == "failed"  # a tag outside the shortlist is refused

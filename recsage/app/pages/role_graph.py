@@ -1,6 +1,6 @@
 import streamlit as st
 
-from recsage.app.components import graph_file, role_graph_html, role_graph_view, role_graphs, show_error
+from recsage.app.components import graph_file, role_graph_html, role_graph_view, role_graphs, role_profile, show_error
 from recsage.core.errors import RecsageError
 from recsage.pipelines.explore import node_evidence
 
@@ -17,22 +17,31 @@ except RecsageError as e:
     show_error(e)
     st.stop()
 role = c1.selectbox("Role", ["(all)"] + base["roles"])
-min_weight = c1.slider("Min edge weight P(topic | role)", 0.0, 0.5, 0.02, 0.01)
-max_edges = c1.slider("Edges drawn", 10, 300, 60, 10)
+min_weight = c1.slider("Min edge weight P(topic | role)", 0.0, 0.5, 0.0, 0.01)
+max_edges = c1.slider("Edges drawn", 10, 300, 30, 10)
+hidden = c1.checkbox("Show edges below the support floor", value=False,
+                     help="thin evidence: fewer users than the floor and too few LLM-tagged items")
 drawing = c1.radio("Drawing", ["interactive", "static"], horizontal=True, help="interactive: drag, zoom, hover; click a node for its evidence")
-view = role_graph_view(path, role=None if role == "(all)" else role, min_weight=min_weight, max_edges=max_edges)
+chosen = None if role == "(all)" else role
+view = role_graph_view(path, role=chosen, min_weight=min_weight, max_edges=max_edges, include_hidden=hidden)
 stats = view["stats"]
-c1.metric("Edges", stats["edges"])
+c1.metric("Edges (filters applied)", f"{view['counts']['shown']} of {view['counts']['matching']}")
 c1.metric("Roles / topics", f"{stats['roles']} / {stats['topics']}")
-c1.caption(f"LLM evidence on {stats['edges_with_llm_evidence']} edges, behaviour on {stats['edges_with_behaviour_evidence']}")
+floor = stats.get("support_floor") or {}
+c1.caption(f"{stats.get('role_topic_edges_above_floor', 0)} of {stats.get('role_topic_edges', stats['edges'])} role→topic edges above the "
+           f"support floor (≥{floor.get('users')} users or ≥{floor.get('llm_items')} LLM-tagged items). Ranked by strength: the lower "
+           f"95% bound of the lift.")
 with c2:
     if drawing == "interactive":
         # our own generated page (labels escaped, JavaScript inlined, no remote assets)
-        st.iframe(role_graph_html(path, role=None if role == "(all)" else role, min_weight=min_weight, max_edges=max_edges), height=660)
+        st.iframe(role_graph_html(path, role=chosen, min_weight=min_weight, max_edges=max_edges, include_hidden=hidden), height=660)
     else:
         st.graphviz_chart(view["dot"], use_container_width=True)
 st.subheader("Edges and their evidence")
 st.dataframe(view["shown"], hide_index=True)
+if chosen:
+    st.subheader(f"Role profile: {chosen}")
+    st.dataframe(role_profile(path, chosen), hide_index=True)
 st.subheader("Inspect a node")
 node = st.selectbox("Role or topic", base["roles"] + base["topics"])
 st.dataframe(node_evidence(base["edges"], node), hide_index=True)

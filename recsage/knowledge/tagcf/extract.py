@@ -7,12 +7,15 @@ so the model cannot invent tags and injected text cannot change the output shape
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from recsage.core.errors import InvalidInputError, RecsageError
@@ -118,13 +121,26 @@ class ItemTagger:
     def prompt_id(self) -> str:
         return f"{TAG_PROMPT.id}+topics@{self.topics.version}+roles@{self.roles.version}"
 
-    def _messages(self, text: str) -> list[dict[str, str]]:
+    def _messages(self, text: str, fill: dict[str, str] | None = None) -> list[dict[str, str]]:
         msgs = TAG_PROMPT.render(item=text)
-        msgs[0]["content"] = msgs[0]["content"].format(**self._system_fill)
+        msgs[0]["content"] = msgs[0]["content"].format(**(fill or self._system_fill))
         return msgs
 
+    def choices(self, item: dict[str, Any]) -> tuple[list[str], list[str]]:
+        """The topics and roles this item may get: its shortlist (`candidate_topics` /
+        `candidate_roles`, see `shortlist_tags`) where the record has one, else the vocabularies."""
+        ct, cr = item.get("candidate_topics"), item.get("candidate_roles")
+        topics = [str(t) for t in (ct if ct is not None else []) if self.topics.lookup(str(t)) == str(t)] or self.topics.names
+        roles = [str(r) for r in (cr if cr is not None else []) if self.roles.lookup(str(r)) == str(r)] or self.roles.names
+        return list(topics), list(roles)
+
     def request(self, item: dict[str, Any]) -> ChatRequest:
-        return ChatRequest(self._messages(item_prompt_text(item)), self._schema, GenerationParams(max_tokens=self.max_tokens))
+        text = item_prompt_text(item)
+        if item.get("candidate_topics") is None and item.get("candidate_roles") is None:
+            return ChatRequest(self._messages(text), self._schema, GenerationParams(max_tokens=self.max_tokens))
+        topics, roles = self.choices(item)
+        fill = {"topics": "; ".join(topics), "roles": "; ".join(roles) or "(none: leave roles empty)"}
+        return ChatRequest(self._messages(text, fill), tag_schema(topics, roles), GenerationParams(max_tokens=self.max_tokens))
 
     @staticmethod
     def item_tags(item_id: int, value: dict[str, Any]) -> ItemTags:
@@ -136,14 +152,22 @@ class ItemTagger:
         out: list[ItemTags] = []
         for start in range(0, len(rows), self.batch_size):
             chunk = rows[start : start + self.batch_size]
-            ready, convs = [], []
+            ready, reqs = [], []
             for r in chunk:
                 try:
-                    convs.append(self.request(r).messages)
+                    reqs.append(self.request(r))
                     ready.append(r)
                 except InvalidInputError as e:
                     out.append(ItemTags(int(r.get("item_id", -1)), (), (), 0.0, "failed", str(e)))
-            results = structured(self.backend, convs, self._schema, GenerationParams(max_tokens=self.max_tokens), max_retries=self.max_retries)
+            results = [None] * len(reqs)
+            by_schema: dict[str, list[int]] = {}  # shortlisted items each have their own schema
+            for i, req in enumerate(reqs):
+                by_schema.setdefault(json.dumps(req.json_schema, sort_keys=True), []).append(i)
+            for idx in by_schema.values():
+                got = structured(self.backend, [reqs[i].messages for i in idx], reqs[idx[0]].json_schema,
+                                 GenerationParams(max_tokens=self.max_tokens), max_retries=self.max_retries)
+                for i, res in zip(idx, got):
+                    results[i] = res
             for r, res in zip(ready, results):
                 if res.ok:
                     out.append(self.item_tags(int(r["item_id"]), res.value))
@@ -200,7 +224,7 @@ class TagTask(SingleRequestTask):
         return [self.tagger.request(record)]
 
     def finish(self, record: dict[str, Any], index: int, text: str) -> dict[str, Any]:
-        value, err = parse(text, self.tagger._schema)
+        value, err = parse(text, self.tagger.request(record).json_schema)
         if value is None:
             raise RecsageError(f"tagging failed: LLM output {err}; raw output: {text[:300]!r}")
         return _tag_result(self.tagger.item_tags(int(record["item_id"]), value))
@@ -242,6 +266,49 @@ def tag_items_batch(tagger: ItemTagger, items: pd.DataFrame, out_dir: str | Path
     return TaggingRun(frame, summary, meta)
 
 
+def shortlist_tags(items: pd.DataFrame, topics: TagVocabulary, roles: TagVocabulary, embed: Any, *, k_topics: int = 12, k_roles: int = 8,
+                   seed: int = 0, include_categories: bool = True) -> pd.DataFrame:
+    """Each item's `k_topics` / `k_roles` tags nearest its text (MiniLM cosine), in an order shuffled
+    per item: `candidate_topics`, `candidate_roles` columns for `ItemTagger`.
+
+    Why: shown the whole vocabulary in a fixed order, a small model picks its first entries (5 of
+    8 items got exactly the first three topics). A shortlist puts only plausible tags in front of
+    it, and a per-item shuffle (seeded by the item id) leaves no position for a bias to latch on."""
+    rows = items.to_dict("records")
+    texts = []
+    for r in rows:
+        r = r if include_categories else {k: v for k, v in r.items() if k != "categories"}
+        try:
+            texts.append(item_prompt_text(r))
+        except InvalidInputError:
+            texts.append("")
+    x = np.asarray(embed(texts), dtype=np.float32)
+    out = items.copy()
+    for col, vocab, k in (("candidate_topics", topics, k_topics), ("candidate_roles", roles, k_roles)):
+        names = vocab.names
+        if not names or k <= 0 or k >= len(names):
+            out[col] = [list(names) for _ in rows]
+            continue
+        v = np.asarray(embed(names), dtype=np.float32)
+        sims = _unit(x) @ _unit(v).T
+        top = np.argsort(-sims, axis=1, kind="stable")[:, :k]
+        shuffled = []
+        for r, idx in zip(rows, top):
+            rng = np.random.default_rng([seed, abs(hash_id(r.get("item_id")))])
+            shuffled.append([names[i] for i in rng.permutation(idx)])
+        out[col] = shuffled
+    return out
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def hash_id(value: Any) -> int:
+    """A stable integer for any id (Python's `hash` of a string changes per process)."""
+    return int(hashlib.sha256(str(value).encode()).hexdigest()[:12], 16)
+
+
 def tags_from_metadata(items: pd.DataFrame, vocab: TagVocabulary, column: str = "categories") -> pd.DataFrame:
     """Data-derived topic tags (genres / categories) mapped through the vocabulary's aliases."""
     rows = []
@@ -260,4 +327,4 @@ def normalise_tag_frame(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-__all__ = ["ItemTagger", "ItemTags", "propose_tags", "tag_items_batch", "tags_from_metadata", "item_prompt_text", "tag_schema", "normalise_tag", "normalise_tag_frame"]
+__all__ = ["ItemTagger", "ItemTags", "propose_tags", "shortlist_tags", "tag_items_batch", "tags_from_metadata", "item_prompt_text", "tag_schema", "normalise_tag", "normalise_tag_frame"]

@@ -5,6 +5,14 @@ a self-loop). Edge weights are conditional probabilities — role→topic is P(t
 topic→role is P(role | topic) — mixed from two evidence sources, each kept on the edge:
 - `llm`: the LLM tagged an item with both the role and the topic (its judgement of relatedness);
 - `behaviour`: users who hold the role interacted with items that have the topic.
+
+An analyst needs to know which edges to believe, so every edge also carries, per source, its
+*lift* (how much likelier the topic is for this role than overall) with a 95% Wilson interval,
+and its *support* (distinct users and items behind it; items the LLM tagged with both). The
+edge's `strength` is the larger lower bound of the lifts whose source clears its support floor;
+edges below every floor are kept (`above_floor` False) but hidden by default. The behaviour
+interval counts interactions, which are not independent draws, so it is narrower than it should
+be: the user-support floor, not the interval, is what guards against a few heavy users.
 """
 
 from __future__ import annotations
@@ -26,6 +34,32 @@ ROLE, TOPIC = "role", "topic"
 
 def node(kind: str, name: str) -> str:
     return f"{kind}:{name}"
+
+
+def wilson_interval(successes: np.ndarray, trials: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
+    """95% Wilson score interval of a proportion, elementwise (0, 0 where there are no trials)."""
+    n = np.maximum(np.asarray(trials, dtype=np.float64), 1e-12)
+    p = np.asarray(successes, dtype=np.float64) / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    has = np.asarray(trials) > 0
+    return np.where(has, np.clip(centre - half, 0, 1), 0.0), np.where(has, np.clip(centre + half, 0, 1), 0.0)
+
+
+def lift_with_interval(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Lift P(col | row) / P(col) of a (rows, cols) count matrix, and its interval from the
+    Wilson interval of P(col | row)."""
+    row_tot = counts.sum(axis=1, keepdims=True)
+    base = counts.sum(axis=0, keepdims=True) / max(counts.sum(), 1e-12)
+    lo, hi = wilson_interval(counts, np.broadcast_to(row_tot, counts.shape))
+    safe = np.where(base > 0, base, 1.0)
+    p = counts / np.maximum(row_tot, 1e-12)
+    ok = (base > 0) & (row_tot > 0)
+    return np.where(ok, p / safe, 0.0), np.where(ok, lo / safe, 0.0), np.where(ok, hi / safe, 0.0)
+
+
+EDGE_COLUMNS = ["source", "target", "strength", "above_floor", "weight", "lift", "lift_low", "lift_high", "support_users", "support_items",
+                "behaviour_count", "llm_lift", "llm_lift_low", "llm_count"]
 
 
 @dataclass
@@ -68,9 +102,13 @@ class RoleGraph:
         llm_weight: float = 0.5,
         min_count: int = 1,
         n_examples: int = 3,
+        min_support_users: int = 5,
+        min_llm_items: int = 3,
     ) -> RoleGraph:
         """`item_tags`: item_id, topics, roles (LLM roles). `user_roles`: user_id + one column per
-        role group (profile labels; pass only training users when evaluating role identification)."""
+        role group (profile labels; pass only training users when evaluating role identification).
+        Support floors: behaviour evidence counts from `min_support_users` distinct users, LLM
+        evidence from `min_llm_items` items tagged with both the role and the topic."""
         if not roles or not topics:
             raise InvalidInputError("the role graph needs at least one role and one topic", field="vocabulary")
         if not 0 <= llm_weight <= 1:
@@ -101,6 +139,7 @@ class RoleGraph:
         beh_counts = np.zeros((n_r, n_t))
         beh_users: dict[tuple[int, int], list[int]] = defaultdict(list)
         beh_items: dict[tuple[int, int], defaultdict] = defaultdict(lambda: defaultdict(int))
+        beh_user_sets: dict[tuple[int, int], set[int]] = defaultdict(set)
         if interactions is not None and user_roles is not None and len(user_roles):
             groups = [c for c in user_roles.columns if c != "user_id"]
             roles_of = {int(u): [r_idx[v] for v in vals if v in r_idx] for u, *vals in user_roles[["user_id", *groups]].itertuples(index=False)}
@@ -113,6 +152,7 @@ class RoleGraph:
                 for t in item_topics.get(int(iid), ()):
                     for r in roles_of[int(uid)]:
                         beh_counts[r, t] += 1
+                        beh_user_sets[(r, t)].add(int(uid))
                         if len(beh_users[(r, t)]) < n_examples and int(uid) not in beh_users[(r, t)]:
                             beh_users[(r, t)].append(int(uid))
                         beh_items[(r, t)][int(iid)] += 1
@@ -136,24 +176,31 @@ class RoleGraph:
 
         r2t = mix(llm_counts, beh_counts)
         t2r = mix(llm_counts.T, beh_counts.T)
-        topic_share = beh_counts.sum(axis=0) / max(beh_counts.sum(), 1e-12)
+        lift, lift_lo, lift_hi = lift_with_interval(beh_counts)
+        llm_lift, llm_lo, _ = lift_with_interval(llm_counts)
         for ri, ti in zip(*np.nonzero((llm_counts + beh_counts) >= min_count)):
             a, b = node(ROLE, roles[ri]), node(TOPIC, topics[ti])
             if a == b:
                 rej.add("self_loops", a)
                 continue
-            p_t_given_r = beh_counts[ri, ti] / max(beh_counts[ri].sum(), 1e-12)
             top_items = sorted(beh_items[(ri, ti)].items(), key=lambda kv: (-kv[1], kv[0]))[:n_examples] if (ri, ti) in beh_items else []
+            support_users = len(beh_user_sets.get((ri, ti), ()))
+            beh_ok = support_users >= min_support_users
+            llm_ok = llm_counts[ri, ti] >= min_llm_items
+            strength = max(float(lift_lo[ri, ti]) if beh_ok else 0.0, float(llm_lo[ri, ti]) if llm_ok else 0.0)
             evidence = {
                 "llm_count": int(llm_counts[ri, ti]),
                 "behaviour_count": int(beh_counts[ri, ti]),
-                "lift": float(p_t_given_r / topic_share[ti]) if topic_share[ti] > 0 and beh_counts[ri].sum() > 0 else 0.0,
+                "lift": float(lift[ri, ti]), "lift_low": float(lift_lo[ri, ti]), "lift_high": float(lift_hi[ri, ti]),
+                "support_users": support_users, "support_items": len(beh_items.get((ri, ti), ())),
+                "llm_lift": float(llm_lift[ri, ti]), "llm_lift_low": float(llm_lo[ri, ti]),
+                "strength": strength, "above_floor": bool(beh_ok or llm_ok),
                 "example_items": llm_items.get((ri, ti), []) or [i for i, _ in top_items],
                 "example_users": beh_users.get((ri, ti), []),
             }
             g.add_edge(a, b, weight=float(r2t[ri, ti]), relation="role_to_topic", **evidence)
             g.add_edge(b, a, weight=float(t2r[ti, ri]), relation="topic_to_role", **evidence)
-        g.graph["llm_weight"] = llm_weight
+        g.graph.update(llm_weight=llm_weight, min_support_users=min_support_users, min_llm_items=min_llm_items)
         return cls(list(roles), list(topics), g, rej)
 
     # ---- matrices ----
@@ -180,13 +227,32 @@ class RoleGraph:
             raise InvalidInputError("the role graph has no edges: no item has both tags and behaviour/LLM roles", field="graph")
 
     # ---- reading ----
-    def top_edges(self, relation: str = "role_to_topic", n: int = 10, by: str = "lift") -> pd.DataFrame:
-        rows = [{"source": self.graph.nodes[u]["name"], "target": self.graph.nodes[v]["name"], **{k: d[k] for k in ("weight", "lift", "llm_count", "behaviour_count")}}
+    def edge_table(self, relation: str = "role_to_topic") -> pd.DataFrame:
+        """Every edge of one direction with its statistics (EDGE_COLUMNS + examples); graphs saved
+        before the statistics existed read as strength 0, below the floor."""
+        defaults = {"strength": 0.0, "above_floor": False, "lift_low": 0.0, "lift_high": 0.0, "support_users": 0, "support_items": 0,
+                    "llm_lift": 0.0, "llm_lift_low": 0.0}
+        rows = [{"source": self.graph.nodes[u]["name"], "target": self.graph.nodes[v]["name"],
+                 **{k: d.get(k, defaults.get(k)) for k in EDGE_COLUMNS[2:]},
+                 "example_items": list(d.get("example_items", [])), "example_users": list(d.get("example_users", []))}
                 for u, v, d in self.graph.edges(data=True) if d["relation"] == relation]
-        df = pd.DataFrame(rows, columns=["source", "target", "weight", "lift", "llm_count", "behaviour_count"])
-        if by == "lift":  # lift over thin evidence is noise: need a few behaviour counts
-            df = df[df["behaviour_count"] >= 20] if (df["behaviour_count"] >= 20).any() else df
-        return df.sort_values([by, "weight"], ascending=False).head(n).reset_index(drop=True)
+        return pd.DataFrame(rows, columns=EDGE_COLUMNS + ["example_items", "example_users"])
+
+    def top_edges(self, relation: str = "role_to_topic", n: int = 10, by: str = "strength", include_hidden: bool = False) -> pd.DataFrame:
+        """The strongest edges, evidence first: by `strength` (the conservative lift) and only
+        edges above their support floor unless `include_hidden`."""
+        df = self.edge_table(relation)
+        if not include_hidden:
+            df = df[df["above_floor"].astype(bool)]
+        return df.sort_values([by, "weight"], ascending=False).head(n).drop(columns=["example_users"]).reset_index(drop=True)
+
+    def role_profile(self, role: str, n: int = 10, include_hidden: bool = False) -> pd.DataFrame:
+        """A role's strongest topics with lift, interval, support and example items."""
+        if role not in self.roles:
+            raise InvalidInputError(f"unknown role {role!r}", field="role")
+        df = self.edge_table("role_to_topic")
+        df = df[(df["source"] == role) & (df["above_floor"].astype(bool) | include_hidden)]
+        return df.sort_values(["strength", "weight"], ascending=False).head(n).drop(columns=["example_users"]).reset_index(drop=True)
 
     def stats(self) -> dict[str, Any]:
         g = self.graph
@@ -199,6 +265,13 @@ class RoleGraph:
             "weight_p50": round(float(np.quantile(w, 0.5)), 4), "weight_p90": round(float(np.quantile(w, 0.9)), 4),
             "edges_with_llm_evidence": sum(1 for *_, d in g.edges(data=True) if d["llm_count"] > 0),
             "edges_with_behaviour_evidence": sum(1 for *_, d in g.edges(data=True) if d["behaviour_count"] > 0),
+            "role_topic_edges": sum(1 for *_, d in g.edges(data=True) if d["relation"] == "role_to_topic"),
+            "role_topic_edges_above_floor": sum(1 for *_, d in g.edges(data=True) if d["relation"] == "role_to_topic" and d.get("above_floor")),
+            "above_floor_by_behaviour": sum(1 for *_, d in g.edges(data=True) if d["relation"] == "role_to_topic"
+                                            and d.get("support_users", 0) >= g.graph.get("min_support_users", 5)),
+            "above_floor_by_llm": sum(1 for *_, d in g.edges(data=True) if d["relation"] == "role_to_topic"
+                                      and d["llm_count"] >= g.graph.get("min_llm_items", 3)),
+            "support_floor": {"users": g.graph.get("min_support_users"), "llm_items": g.graph.get("min_llm_items")},
             "rejections": self.rejections.to_dict(),
         }
 

@@ -20,7 +20,9 @@ from recsage.knowledge.tagcf.graph import RoleGraph
 TEMPERATURES = (0.0, 1.0, 3.0, 10.0, 30.0, 100.0, 300.0)
 
 
-def _loglik(histories: Sequence[np.ndarray], item_topic: np.ndarray, graph: RoleGraph, smoothing: float) -> np.ndarray:
+def graph_loglik(histories: Sequence[np.ndarray], item_topic: np.ndarray, graph: RoleGraph, smoothing: float = 1e-3) -> np.ndarray:
+    """Σ_t share_u(t) · log P(t | role) for every user and role: how well each role's topic
+    profile in the graph explains the user's topic shares (n_users, n_roles)."""
     counts = user_topic_counts(histories, item_topic)
     shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-12)
     r2t = graph.role_to_topic.astype(np.float64) + smoothing
@@ -31,7 +33,7 @@ def _loglik(histories: Sequence[np.ndarray], item_topic: np.ndarray, graph: Role
 def fit_temperature(train_hist: Sequence[np.ndarray], item_topic: np.ndarray, graph: RoleGraph, train_roles: pd.DataFrame, *, smoothing: float = 1e-3) -> float:
     """Tempered naive Bayes: the evidence weight τ (how many "effective" topic draws a history is
     worth) that maximises the log-likelihood of the training users' true roles."""
-    ll = _loglik(train_hist, item_topic, graph, smoothing)
+    ll = graph_loglik(train_hist, item_topic, graph, smoothing)
     prior = _log_prior(graph, train_roles)
     r_idx = {r: i for i, r in enumerate(graph.roles)}
     best, best_tau = -np.inf, 0.0
@@ -62,7 +64,7 @@ def graph_role_scores(histories: Sequence[np.ndarray], item_topic: np.ndarray, g
                       temperature: float = 30.0, smoothing: float = 1e-3) -> np.ndarray:
     """Naive Bayes through the graph: log P(role) + τ · Σ_t share_u(t) · log P(t | role), with
     P(t | role) the role→topic edge weights. Returns (n_users, n_roles); compare within a group."""
-    return temperature * _loglik(histories, item_topic, graph, smoothing) + _log_prior(graph, train_roles)
+    return temperature * graph_loglik(histories, item_topic, graph, smoothing) + _log_prior(graph, train_roles)
 
 
 def majority_prediction(train_roles: pd.DataFrame, group: str, n: int) -> list[list[str]]:

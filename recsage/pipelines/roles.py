@@ -1,0 +1,269 @@
+"""Role identification: what a user's history says about who they are, three ways, measured on
+held-out users.
+
+- graph naive Bayes (`knowledge.tagcf.roles`): topic shares through the role↔topic graph;
+- the LLM route (`knowledge.tagcf.role_reader`): the model reads the history and names roles;
+- the supervised classifier (`knowledge.tagcf.role_classifier`) over feature blocks of the
+  history — `topics`, `graph`, `sid`, `text`, `behaviour` and (when answers exist) `llm`.
+
+Protocol: users are split at the user level (`split_users`); a held-out user's profile never
+reaches the graph, the classifier, or the choice of its regularisation. Features are read from
+the user's whole history (identification, not recommendation: behaviour is the input), through
+item signals that use no profile: genres/LLM topics, a collaborative codebook's level-1 codes,
+MiniLM text, co-occurrence vectors.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from recsage.core.errors import InvalidInputError
+from recsage.datasets import Dataset
+from recsage.knowledge.tagcf.features import tag_matrices, user_topic_counts
+from recsage.knowledge.tagcf.role_classifier import (
+    RoleClassifier, RoleClassifierConfig, calibration_error, one_hot_answers, prior_proba, proba_log_loss, ranked_from_proba,
+)
+from recsage.knowledge.tagcf.role_reader import RoleReader, read_roles_batch
+from recsage.knowledge.tagcf.roles import fit_temperature, graph_loglik, graph_role_scores, majority_prediction, ranked_from_scores, role_metrics, topic_frequency_prediction
+from recsage.knowledge.tagcf.vocab import TagVocabulary
+from recsage.llm.batch import EngineConfig
+from recsage.llm.registry import LLMConfig, backend_for, stage_for
+from recsage.pipelines.tagcf import build_role_graph, load_item_tags, split_users, user_role_labels
+
+BEHAVIOUR_BLOCKS = ("topics", "graph", "sid", "text", "behaviour")
+CHOSEN = "classifier: features chosen on training users"
+
+
+@dataclass
+class ItemSignals:
+    """Per-item inputs that user features aggregate; None where the dataset has no such signal."""
+
+    topic: np.ndarray  # (n_items, n_topics) 0/1
+    popularity: np.ndarray  # (n_items,) interaction counts
+    sid_l1: np.ndarray | None = None  # (n_items,) level-1 code
+    n_l1: int = 0
+    text: np.ndarray | None = None  # (n_items, 32) MiniLM embedding, PCA-32
+    cf: np.ndarray | None = None  # (n_items, d) co-occurrence SVD
+    bag: np.ndarray | None = None  # (n_items, d) item factors of the user–item matrix (a user = the mean of theirs)
+
+
+def item_signals(dataset: Dataset, tags_dir: str | Path, *, sid_dir: str | Path | None = None, text: bool = True,
+                 cf_dim: int = 32, bag_dim: int = 48, text_dim: int = 32, l1_codes: int = 16, seed: int = 0) -> ItemSignals:
+    """Item signals for role features. Without `sid_dir` a small collaborative codebook is fitted
+    here (`l1_codes` level-1 codes), so every dataset gets SID interests. Text is reduced to
+    `text_dim` principal components: with a few hundred labelled users, 384 raw dimensions were
+    slower to fit (8x) and no better. Every signal is unsupervised: no profile reaches it."""
+    import scipy.sparse as sp
+    from sklearn.decomposition import PCA, TruncatedSVD
+
+    from recsage.pipelines.sid import build_semantic_ids, embed_items, item_vectors
+    from recsage.tokenizers import SIDTable
+
+    topics, roles = TagVocabulary.load(Path(tags_dir) / "topics.json"), TagVocabulary.load(Path(tags_dir) / "roles.json")
+    mt, _ = tag_matrices(load_item_tags(tags_dir), dataset.n_items, topics.names, roles.names)
+    pop = np.bincount(dataset.interactions["item_id"].to_numpy(), minlength=dataset.n_items).astype(np.float64)
+    cf = item_vectors(dataset, "cf", cf_dim=cf_dim)
+    if sid_dir is not None:
+        codes = SIDTable.load(sid_dir).codes
+    else:
+        codes = build_semantic_ids(dataset, method="rqkmeans", source="cf", levels=2, codes=l1_codes, vectors=cf, seed=seed)[0].codes
+    l1 = np.asarray(codes)[:, 0].astype(np.int64)
+    vecs = None
+    if text and dataset.items is not None and "title" in dataset.items:
+        emb = embed_items(dataset)
+        vecs = PCA(min(text_dim, emb.shape[1], len(emb)), random_state=seed).fit_transform(emb)
+    inter = dataset.interactions
+    m = sp.csr_matrix((np.ones(len(inter)), (inter["user_id"].to_numpy(), inter["item_id"].to_numpy())), shape=(dataset.n_users, dataset.n_items))
+    m.data[:] = 1.0
+    bag = TruncatedSVD(min(bag_dim, min(m.shape) - 1), random_state=seed).fit(m).components_.T  # (n_items, bag_dim)
+    return ItemSignals(mt, pop, l1, int(l1.max()) + 1, vecs, cf, bag)
+
+
+def user_role_features(histories: Sequence[np.ndarray], signals: ItemSignals, *, graph=None, ratings: Sequence[np.ndarray] | None = None,
+                       ) -> dict[str, np.ndarray]:
+    """Named blocks of user features (one row per history). `graph` adds the role log-likelihoods
+    through the role graph (build it from training users only); `ratings` adds rating habits."""
+    n = len(histories)
+    counts = user_topic_counts(histories, signals.topic)
+    blocks: dict[str, np.ndarray] = {"topics": counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-12)}
+    if graph is not None:
+        blocks["graph"] = graph_loglik(histories, signals.topic, graph)
+    if signals.sid_l1 is not None:
+        sid = np.zeros((n, signals.n_l1))
+        for u, h in enumerate(histories):
+            if len(h):
+                sid[u] = np.bincount(signals.sid_l1[np.asarray(h)], minlength=signals.n_l1) / len(h)
+        blocks["sid"] = sid
+    if signals.text is not None:
+        blocks["text"] = np.stack([signals.text[np.asarray(h)].mean(axis=0) if len(h) else np.zeros(signals.text.shape[1]) for h in histories])
+    logpop = np.log1p(signals.popularity)
+    beh = [np.array([np.log1p(len(h)), logpop[np.asarray(h)].mean() if len(h) else 0.0, logpop[np.asarray(h)].std() if len(h) else 0.0])
+           for h in histories]
+    parts = [np.stack(beh)]
+    if ratings is not None:
+        parts.append(np.stack([np.array([np.mean(r), np.std(r)]) if len(r) else np.zeros(2) for r in ratings]))
+    for vecs in (signals.cf, signals.bag):
+        if vecs is not None:
+            parts.append(np.stack([vecs[np.asarray(h)].mean(axis=0) if len(h) else np.zeros(vecs.shape[1]) for h in histories]))
+    blocks["behaviour"] = np.concatenate(parts, axis=1)
+    return {k: np.nan_to_num(v.astype(np.float64)) for k, v in blocks.items()}
+
+
+def stack_blocks(blocks: dict[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+    missing = [b for b in names if b not in blocks]
+    if missing:
+        raise InvalidInputError(f"feature block(s) {missing} are not available; have {sorted(blocks)}", field="blocks")
+    return np.concatenate([blocks[b] for b in names], axis=1)
+
+
+def role_groups(dataset: Dataset) -> dict[str, list[str]]:
+    labels = user_role_labels(dataset)
+    return {g: sorted(labels[g].unique()) for g in labels.columns if g != "user_id"}
+
+
+def user_histories(dataset: Dataset) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """Every user's item sequence and, where the data has ratings, their ratings in the same order."""
+    inter = dataset.interactions
+    seqs = dataset.sequences()
+    if "rating" not in inter or inter["rating"].isna().all():
+        return seqs, None
+    order = inter.sort_values(["user_id", "timestamp", "item_id"], kind="stable") if "timestamp" in inter else inter
+    by_user = {int(u): g["rating"].to_numpy(dtype=np.float64) for u, g in order.groupby("user_id", sort=False)}
+    return seqs, [by_user.get(u, np.zeros(0)) for u in range(dataset.n_users)]
+
+
+def read_user_roles(dataset: Dataset, out_dir: str | Path, *, user_ids: Sequence[int] | None = None, llm: LLMConfig | None = None,
+                    max_items: int = 25, progress: bool = True, retry_failed: bool = False, engine: EngineConfig | None = None) -> dict[str, Any]:
+    """The LLM route over `user_ids` (all profiled users by default), resumable; writes
+    out_dir/user_roles_llm.parquet and its meta (model, prompt, vocabulary of roles)."""
+    out = Path(out_dir)
+    groups = role_groups(dataset)
+    seqs = dataset.sequences()
+    titles = dataset.items.set_index("item_id")["title"].astype(str).to_dict() if dataset.items is not None else {}
+    ids = list(user_ids) if user_ids is not None else user_role_labels(dataset)["user_id"].tolist()
+    unknown = [u for u in ids if not 0 <= int(u) < dataset.n_users]
+    if unknown:
+        raise InvalidInputError(f"unknown user id(s) {unknown[:5]} (the dataset has {dataset.n_users} users, ids 0..{dataset.n_users - 1})",
+                                field="user_id")
+    records = [{"user_id": int(u), "items": [titles.get(int(i), f"item {int(i)}") for i in seqs[int(u)]]} for u in ids]
+    reader = RoleReader(backend_for(engine, llm), groups, max_items=max_items)
+    run = read_roles_batch(reader, records, out / "llm_roles", progress=progress, retry_failed=retry_failed, engine=engine,
+                           stage=stage_for(engine, llm))
+    out.mkdir(parents=True, exist_ok=True)
+    run.answers.to_parquet(out / "user_roles_llm.parquet", index=False)
+    meta = {**run.meta, **run.summary.to_dict(), "users": len(ids), "max_items": max_items}
+    (out / "user_roles_llm.json").write_text(json.dumps(meta, indent=2, default=str))
+    return meta
+
+
+def load_llm_answers(path: str | Path, user_ids: Sequence[int], groups: dict[str, list[str]]) -> list[dict[str, str] | None]:
+    """LLM answers aligned with `user_ids` (None where the user was not read or the read failed)."""
+    df = pd.read_parquet(Path(path) / "user_roles_llm.parquet") if Path(path).is_dir() else pd.read_parquet(path)
+    df = df[df["status"] == "ok"].set_index("user_id")
+    out = []
+    for u in user_ids:
+        out.append({g: str(df.at[int(u), g]) for g in groups if g in df.columns} if int(u) in df.index else None)
+    return out
+
+
+def _scored(rows: list[dict[str, Any]], meta: dict[str, Any], truth: list[str], ranked: list[list[str]], proba: pd.DataFrame | None) -> None:
+    row = {**meta, **role_metrics(truth, ranked)}
+    if proba is not None:
+        row["log_loss"] = round(proba_log_loss(truth, proba), 4)
+        row["ece"] = round(calibration_error(truth, proba), 4)
+    rows.append(row)
+
+
+def identify_roles_supervised(dataset: Dataset, tags_dir: str | Path, *, seeds: Sequence[int] = (0, 1, 2), test_share: float = 0.2,
+                              llm_answers: str | Path | None = None, sid_dir: str | Path | None = None, text: bool = True,
+                              signals: ItemSignals | None = None, classifier: RoleClassifierConfig | None = None) -> list[dict[str, Any]]:
+    """The role-identification table: per seed (user split), per group — majority, topic-frequency,
+    graph naive Bayes, the LLM alone (where answers exist), and the classifier on growing sets of
+    feature blocks. Rows: dataset, seed, group, method, classes, top1_acc, top3_acc, macro_f1,
+    users, and log_loss / ece where the method gives probabilities."""
+    labels = user_role_labels(dataset)
+    groups = role_groups(dataset)
+    signals = signals or item_signals(dataset, tags_dir, sid_dir=sid_dir, text=text)
+    seqs, ratings = user_histories(dataset)
+    all_ids = labels["user_id"].to_numpy()
+    hist = [seqs[int(u)] for u in all_ids]
+    rat = [ratings[int(u)] for u in all_ids] if ratings is not None else None
+    base_blocks = user_role_features(hist, signals, ratings=rat)
+    answers = load_llm_answers(llm_answers, all_ids, groups) if llm_answers is not None else None
+    if answers is not None:
+        base_blocks["llm"], _ = one_hot_answers(answers, groups)
+    roles = TagVocabulary.load(Path(tags_dir) / "roles.json")
+    pos = {int(u): i for i, u in enumerate(all_ids)}
+    rows: list[dict[str, Any]] = []
+    for seed in seeds:
+        train_u, test_u = split_users(all_ids, test_share, seed)
+        tr, te = np.array([pos[int(u)] for u in train_u]), np.array([pos[int(u)] for u in test_u])
+        train_roles = labels.iloc[tr].reset_index(drop=True)
+        test_roles = labels.iloc[te].reset_index(drop=True)
+        graph = build_role_graph(dataset, tags_dir, train_users=train_u, llm_weight=0.0)
+        blocks = {**base_blocks, "graph": graph_loglik(hist, signals.topic, graph)}
+        tau = fit_temperature([hist[i] for i in tr], signals.topic, graph, train_roles)
+        nb = graph_role_scores([hist[i] for i in te], signals.topic, graph, train_roles, temperature=tau)
+        everything = [b for b in BEHAVIOUR_BLOCKS if b in blocks]
+        sets = {"classifier: TagCF (topics + graph)": ["topics", "graph"], "classifier: activity + items": ["behaviour"],
+                "classifier: all behaviour signals": everything}
+        if answers is not None:
+            sets["classifier: all + LLM answers"] = everything + ["llm"]
+        probas, cv = {}, {}
+        for name, names in sets.items():
+            x = stack_blocks(blocks, names)
+            clf = RoleClassifier(classifier or RoleClassifierConfig(seed=seed)).fit(x[tr], train_roles.drop(columns=["user_id"]))
+            probas[name], cv[name] = clf.predict_proba(x[te]), clf.cv_log_loss_
+        # the feature set per group chosen on the training users alone (cross-validated log-loss)
+        chosen = {g: min(sets, key=lambda n: (np.nan_to_num(cv[n][g], nan=np.inf), list(sets).index(n))) for g in groups}
+        probas[CHOSEN] = {g: probas[chosen[g]][g] for g in groups}
+        meta = {"dataset": dataset.name, "seed": seed, "train_users": len(tr), "test_users": len(te)}
+        for group, allowed in groups.items():
+            truth = test_roles[group].tolist()
+            m = {**meta, "group": group, "classes": len(allowed)}
+            prior = prior_proba(train_roles[group], len(te))
+            _scored(rows, {**m, "method": "majority"}, truth, majority_prediction(train_roles, group, len(te)), prior)
+            _scored(rows, {**m, "method": "topic-frequency"}, truth,
+                    topic_frequency_prediction([hist[i] for i in tr], train_roles, [hist[i] for i in te], signals.topic, group), None)
+            _scored(rows, {**m, "method": "graph naive Bayes"}, truth, ranked_from_scores(nb, roles.names, allowed), None)
+            if answers is not None:
+                got = [answers[i] for i in te]
+                read = [i for i, a in enumerate(got) if a is not None]
+                if read:  # the LLM names one role: top-1 only (top-3 = top-1)
+                    _scored(rows, {**m, "method": "LLM reads the history", "answered": len(read)}, [truth[i] for i in read],
+                            [[got[i][group]] for i in read], None)
+            for name, pr in probas.items():
+                extra = {"features": chosen[group].removeprefix("classifier: ")} if name == CHOSEN else {}
+                _scored(rows, {**m, "method": name, **extra}, truth, ranked_from_proba(pr[group]), pr[group])
+    return rows
+
+
+def summarise_roles(rows: list[dict[str, Any]], baseline: str = "majority") -> list[dict[str, Any]]:
+    """Mean ± std over seeds per (group, method), and the gain over `baseline` paired by seed
+    (same held-out users): `top1_gain`, `macro_f1_gain` with their std over seeds."""
+    df = pd.DataFrame(rows)
+    base = df[df["method"] == baseline].set_index(["group", "seed"])
+    out = []
+    for (g, m), part in df.groupby(["group", "method"], sort=False):
+        row: dict[str, Any] = {"dataset": part["dataset"].iloc[0], "group": g, "method": m, "seeds": len(part), "classes": int(part["classes"].iloc[0])}
+        for k in ("top1_acc", "top3_acc", "macro_f1", "log_loss", "ece"):
+            if k in part and part[k].notna().any():
+                row[k] = round(float(part[k].mean()), 4)
+                row[f"{k}_std"] = round(float(part[k].std(ddof=0)), 4)
+        subset = "answered" in part and part["answered"].notna().any()  # scored on fewer users: not paired with the baseline
+        if m != baseline and not subset:
+            for k, name in (("top1_acc", "top1_gain"), ("macro_f1", "macro_f1_gain")):
+                gain = np.array([r[k] - base.at[(g, r["seed"]), k] for r in part.to_dict("records") if (g, r["seed"]) in base.index])
+                if len(gain):
+                    row[name], row[f"{name}_std"] = round(float(gain.mean()), 4), round(float(gain.std()), 4)
+        if "features" in part and part["features"].notna().any():
+            row["features"] = ", ".join(f"{v}×{n}" for v, n in part["features"].value_counts().items())
+        out.append(row)
+    return out
