@@ -270,9 +270,17 @@ def _user_table(user_keys, train: TrainingView, signals: Signals, items: pd.Data
                     source.append("behaviour")
             users["role_distribution"] = dist
             users["role_source"] = source
+            top = [int(np.argmax(v)) if float(np.max(v, initial=0.0)) > 0 else -1 for v in dist]
+            users["top_role"] = [roles[i] if i >= 0 else "" for i in top]
+            # a profile states the role; behaviour gives the top role's share of the distribution
+            users["role_confidence"] = np.array([1.0 if src == "profile" else (float(v[i]) if i >= 0 else 0.0)
+                                                 for v, i, src in zip(dist, top, source)], dtype=np.float32)
             describe("users", "role_distribution", f"list<float32>[{len(roles)}]", "tagcf", "recsage.knowledge.tagcf",
                      "the user's roles: from the profile where known, else identified from training behaviour through the role graph")
             describe("users", "role_source", "string", "tagcf", "recsage.knowledge.tagcf", "'profile' or 'behaviour'")
+            describe("users", "top_role", "string", "tagcf", "recsage.knowledge.tagcf", "the most likely role ('' when nothing is known)")
+            describe("users", "role_confidence", "float32", "tagcf", "recsage.knowledge.tagcf",
+                     "1 for a profile role; else the top role's share of the behaviour-derived distribution")
     return users
 
 

@@ -26,6 +26,7 @@ def test_tables_hold_every_given_signal_and_name_the_absent(ml_features, ml_prep
     assert {"sid_l1_distribution", "topic_distribution", "role_distribution", "role_source"} <= set(users.columns)
     # MovieLens users have profiles: their roles come from the profile, not from behaviour
     assert set(users["role_source"]) == {"profile"}
+    assert (users["role_confidence"] == 1.0).all() and users["top_role"].str.len().gt(0).all()
     for col in ("event_timestamp", "created"):
         assert str(items[col].dtype).startswith("datetime64") and str(users[col].dtype).startswith("datetime64")
     for key in ("feature_version", "dataset_fingerprint", "schema", "created"):

@@ -1,6 +1,5 @@
 """The OpenAI-compatible backend against a real llama.cpp server started on 127.0.0.1."""
 
-import sys
 
 import pytest
 from pydantic import BaseModel
@@ -9,14 +8,6 @@ from recsage.llm import BatchJob, GenerationParams, LLMError, TransientLLMError,
 from recsage.llm.openai_http import OpenAICompatibleBackend
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def server(small_gguf, launch_server):
-    base = launch_server(lambda port: [sys.executable, "-m", "llama_cpp.server", "--model", str(small_gguf), "--host", "127.0.0.1",
-                                       "--port", str(port), "--n_threads", "2", "--n_ctx", "2048", "--model_alias", "small"],
-                         "/v1/models", "llama.cpp server")
-    return f"{base}/v1"
 
 
 class Answer(BaseModel):

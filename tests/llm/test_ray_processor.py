@@ -7,7 +7,6 @@ and asking for it on this CPU cluster is a clear error before anything is writte
 """
 
 import json
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -83,14 +82,6 @@ def test_vllm_stage_configuration_for_a_gpu_cluster():
         stage.check({"CPU": 2.0})
     with pytest.raises(Exception, match="replicas must be at least 1"):
         VLLMStage(VLLMProcessorSettings(model_source="/m", replicas=0))
-
-
-@pytest.fixture(scope="module")
-def server(small_gguf, launch_server):
-    base = launch_server(lambda port: [sys.executable, "-m", "llama_cpp.server", "--model", str(small_gguf), "--host", "127.0.0.1",
-                                       "--port", str(port), "--n_threads", "2", "--n_ctx", "2048", "--model_alias", "small"],
-                         "/v1/models", "llama.cpp server")
-    return f"{base}/v1"
 
 
 @pytest.mark.slow
