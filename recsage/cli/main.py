@@ -438,7 +438,7 @@ def tagcf_extract(
     data: Path = typer.Option(..., "--data", help="prepared dataset folder"),
     out: Path = typer.Option(..., "--out", help="tags folder (vocabularies, LLM parts, item_tags.parquet)"),
     limit: Optional[int] = typer.Option(None, "--limit", help="tag only the N most popular items (others keep data-derived topics)"),
-    shortlist: int = typer.Option(12, "--shortlist", min=0, help="show each item its N nearest topics (and 8 roles), shuffled per item; 0 = the whole vocabulary"),
+    shortlist: int = typer.Option(12, "--shortlist", min=0, help="vocabularies over 2N topics: show each item its N nearest topics (and 8 roles), shuffled per item; 0 = always the whole vocabulary"),
     extend: bool = typer.Option(True, "--extend/--no-extend", help="let the LLM propose new tags before tagging"),
     roles: Optional[Path] = typer.Option(None, "--roles", help="YAML role list (group: [roles]); default for data without user profiles: the shipped starter roles"),
     retry_failed: bool = typer.Option(False, "--retry-failed"),
