@@ -166,6 +166,9 @@ def demo(
         if tc["edges"]:
             _print_rows(tc["edges"], ["source", "target", "strength", "lift", "support_users", "llm_count"],
                         "strongest role → topic edges above the support floor (strength = lower bound of the lift)")
+        elif "role_topic_edges" in tc.get("graph", {}):
+            console.print(f"  no role → topic edge is above the support floor yet ({tc['graph']['role_topic_edges']} kept below it, "
+                          "hidden): an edge needs ≥5 users or ≥3 LLM-tagged items — tag more items (--llm-items)")
     if "scale" in report:
         sc = report["scale"]
         line = sc.get("skipped") or (f"tagging on {sc['engine']}: {sc['ok']}/{sc['items']} items, same tags as the local engine "

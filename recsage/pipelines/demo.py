@@ -170,7 +170,7 @@ def demo_role_graph(ds: Dataset, out: Path, n_items: int, config: LLMConfig) -> 
         graph = build_role_graph(ds, out, out / "graph")
         graph.require_edges()
         edges = graph.top_edges(n=8).to_dict("records")  # evidence first: above the support floor, by conservative lift
-        stats = {k: v for k, v in graph.stats().items() if k in ("roles", "topics", "edges", "edges_with_llm_evidence")}
+        stats = {k: v for k, v in graph.stats().items() if k in ("roles", "topics", "role_topic_edges", "role_topic_edges_above_floor", "edges_with_llm_evidence")}
     except InvalidInputError as e:  # e.g. the LLM gave no roles for these items: say so, keep going
         edges, stats = [], {"error": str(e)}
     return {"model": meta.get("model"), "vocabulary": {k: vocab.get(k) for k in ("topics", "roles")}, "tagged": meta.get("items_tagged_by_llm"),
