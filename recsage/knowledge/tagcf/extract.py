@@ -134,6 +134,12 @@ class ItemTagger:
         roles = [str(r) for r in (cr if cr is not None else []) if self.roles.lookup(str(r)) == str(r)] or self.roles.names
         return list(topics), list(roles)
 
+    def schema_for(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The answer schema for this item (its shortlist's, or the whole vocabulary's)."""
+        if item.get("candidate_topics") is None and item.get("candidate_roles") is None:
+            return self._schema
+        return tag_schema(*self.choices(item))
+
     def request(self, item: dict[str, Any]) -> ChatRequest:
         text = item_prompt_text(item)
         if item.get("candidate_topics") is None and item.get("candidate_roles") is None:
@@ -224,7 +230,7 @@ class TagTask(SingleRequestTask):
         return [self.tagger.request(record)]
 
     def finish(self, record: dict[str, Any], index: int, text: str) -> dict[str, Any]:
-        value, err = parse(text, self.tagger.request(record).json_schema)
+        value, err = parse(text, self.tagger.schema_for(record))
         if value is None:
             raise RecsageError(f"tagging failed: LLM output {err}; raw output: {text[:300]!r}")
         return _tag_result(self.tagger.item_tags(int(record["item_id"]), value))
