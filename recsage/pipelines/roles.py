@@ -37,7 +37,7 @@ from recsage.llm.batch import EngineConfig
 from recsage.llm.registry import LLMConfig, backend_for, stage_for
 from recsage.pipelines.tagcf import build_role_graph, load_item_tags, split_users, user_role_labels
 
-BEHAVIOUR_BLOCKS = ("topics", "graph", "sid", "text", "behaviour")
+BEHAVIOUR_BLOCKS = ("topics", "graph", "sid", "text", "behaviour", "taste")
 CHOSEN = "classifier: features chosen on training users"
 
 
@@ -52,6 +52,7 @@ class ItemSignals:
     text: np.ndarray | None = None  # (n_items, 32) MiniLM embedding, PCA-32
     cf: np.ndarray | None = None  # (n_items, d) co-occurrence SVD
     bag: np.ndarray | None = None  # (n_items, d) item factors of the user–item matrix (a user = the mean of theirs)
+    taste: np.ndarray | None = None  # (n_items, d) item factors of the rating matrix centred at the scale's middle
 
 
 def item_signals(dataset: Dataset, tags_dir: str | Path, *, sid_dir: str | Path | None = None, text: bool = True,
@@ -83,7 +84,14 @@ def item_signals(dataset: Dataset, tags_dir: str | Path, *, sid_dir: str | Path 
     m = sp.csr_matrix((np.ones(len(inter)), (inter["user_id"].to_numpy(), inter["item_id"].to_numpy())), shape=(dataset.n_users, dataset.n_items))
     m.data[:] = 1.0
     bag = TruncatedSVD(min(bag_dim, min(m.shape) - 1), random_state=seed).fit(m).components_.T  # (n_items, bag_dim)
-    return ItemSignals(mt, pop, l1, int(l1.max()) + 1, vecs, cf, bag)
+    taste = None
+    if "rating" in inter and inter["rating"].notna().all() and inter["rating"].nunique() > 1:
+        # what a user liked and disliked, not only what they chose: ratings centred at the scale's middle
+        r = inter["rating"].to_numpy(dtype=np.float64)
+        centred = sp.csr_matrix((r - (r.min() + r.max()) / 2, (inter["user_id"].to_numpy(), inter["item_id"].to_numpy())),
+                                shape=(dataset.n_users, dataset.n_items))
+        taste = TruncatedSVD(min(bag_dim, min(m.shape) - 1), random_state=seed).fit(centred).components_.T
+    return ItemSignals(mt, pop, l1, int(l1.max()) + 1, vecs, cf, bag, taste)
 
 
 def user_role_features(histories: Sequence[np.ndarray], signals: ItemSignals, *, graph=None, ratings: Sequence[np.ndarray] | None = None,
@@ -113,6 +121,15 @@ def user_role_features(histories: Sequence[np.ndarray], signals: ItemSignals, *,
         if vecs is not None:
             parts.append(np.stack([vecs[np.asarray(h)].mean(axis=0) if len(h) else np.zeros(vecs.shape[1]) for h in histories]))
     blocks["behaviour"] = np.concatenate(parts, axis=1)
+    if signals.taste is not None and ratings is not None:
+        taste = np.zeros((n, signals.taste.shape[1]))
+        all_r = np.concatenate([np.asarray(r, dtype=np.float64) for r in ratings if len(r)]) if any(len(r) for r in ratings) else np.zeros(1)
+        mid = (all_r.min() + all_r.max()) / 2
+        for u, (h, r) in enumerate(zip(histories, ratings)):
+            if len(h):
+                v = (np.asarray(r, dtype=np.float64) - mid) @ signals.taste[np.asarray(h)]
+                taste[u] = v / max(float(np.linalg.norm(v)), 1e-12)
+        blocks["taste"] = taste
     return {k: np.nan_to_num(v.astype(np.float64)) for k, v in blocks.items()}
 
 
@@ -134,8 +151,8 @@ def user_histories(dataset: Dataset) -> tuple[list[np.ndarray], list[np.ndarray]
     seqs = dataset.sequences()
     if "rating" not in inter or inter["rating"].isna().all():
         return seqs, None
-    order = inter.sort_values(["user_id", "timestamp", "item_id"], kind="stable") if "timestamp" in inter else inter
-    by_user = {int(u): g["rating"].to_numpy(dtype=np.float64) for u, g in order.groupby("user_id", sort=False)}
+    # the stored row order is each user's chronological order, the one `sequences()` reads
+    by_user = {int(u): g["rating"].to_numpy(dtype=np.float64) for u, g in inter.groupby("user_id", sort=False)}
     return seqs, [by_user.get(u, np.zeros(0)) for u in range(dataset.n_users)]
 
 
@@ -213,6 +230,7 @@ def identify_roles_supervised(dataset: Dataset, tags_dir: str | Path, *, seeds: 
         nb = graph_role_scores([hist[i] for i in te], signals.topic, graph, train_roles, temperature=tau)
         everything = [b for b in BEHAVIOUR_BLOCKS if b in blocks]
         sets = {"classifier: TagCF (topics + graph)": ["topics", "graph"], "classifier: activity + items": ["behaviour"],
+                **({"classifier: activity + items + taste": ["behaviour", "taste"]} if "taste" in blocks else {}),
                 "classifier: all behaviour signals": everything}
         if answers is not None:
             sets["classifier: all + LLM answers"] = everything + ["llm"]

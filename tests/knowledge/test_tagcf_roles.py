@@ -37,9 +37,13 @@ def signals(ml100k, genre_tags):
 
 
 def test_user_features_are_finite_named_blocks(ml100k, signals):
-    hist = ml100k.sequences()[:50]
-    blocks = user_role_features(hist + [np.zeros(0, dtype=np.int64)], signals)
-    assert {"topics", "sid", "behaviour"} <= set(blocks)
+    from recsage.pipelines.roles import user_histories
+
+    seqs, ratings = user_histories(ml100k)
+    assert [len(r) for r in ratings] == [len(h) for h in seqs]
+    hist = seqs[:50]
+    blocks = user_role_features(hist + [np.zeros(0, dtype=np.int64)], signals, ratings=ratings[:50] + [np.zeros(0)])
+    assert {"topics", "sid", "behaviour", "taste"} <= set(blocks)
     assert all(b.shape[0] == 51 and np.isfinite(b).all() for b in blocks.values())
     assert np.allclose(blocks["topics"][:50].sum(axis=1), 1) and np.allclose(blocks["sid"][:50].sum(axis=1), 1)
 
