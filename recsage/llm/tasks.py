@@ -20,6 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from recsage.core.errors import RecsageError
+from recsage.llm.structured import parse
 from recsage.llm.types import GenerationParams, Message
 
 
@@ -38,6 +40,15 @@ class PromptTask(Protocol):
     def finish(self, record: dict[str, Any], index: int, text: str) -> Any: ...
 
     def combine(self, record: dict[str, Any], parts: list[Any]) -> dict[str, Any]: ...
+
+
+def parse_or_fail(text: str, schema: dict[str, Any], *, prefix: str = "LLM output", raw_chars: int = 300) -> Any:
+    """A generated text validated against `schema` — the one step every task's `finish` starts
+    with — or a `RecsageError` "<prefix> <why>; raw output: <text>" (a failed record)."""
+    value, err = parse(text, schema)
+    if value is None:
+        raise RecsageError(f"{prefix} {err}; raw output: {text[:raw_chars]!r}")
+    return value
 
 
 class SingleRequestTask:

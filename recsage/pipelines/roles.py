@@ -53,6 +53,7 @@ class ItemSignals:
     cf: np.ndarray | None = None  # (n_items, d) co-occurrence SVD
     bag: np.ndarray | None = None  # (n_items, d) item factors of the user–item matrix (a user = the mean of theirs)
     taste: np.ndarray | None = None  # (n_items, d) item factors of the rating matrix centred at the scale's middle
+    rating_mid: float = 0.0  # that middle
 
 
 def item_signals(dataset: Dataset, tags_dir: str | Path, *, sid_dir: str | Path | None = None, text: bool = True,
@@ -84,25 +85,22 @@ def item_signals(dataset: Dataset, tags_dir: str | Path, *, sid_dir: str | Path 
     m = sp.csr_matrix((np.ones(len(inter)), (inter["user_id"].to_numpy(), inter["item_id"].to_numpy())), shape=(dataset.n_users, dataset.n_items))
     m.data[:] = 1.0
     bag = TruncatedSVD(min(bag_dim, min(m.shape) - 1), random_state=seed).fit(m).components_.T  # (n_items, bag_dim)
-    taste = None
+    taste, mid = None, 0.0
     if "rating" in inter and inter["rating"].notna().all() and inter["rating"].nunique() > 1:
         # what a user liked and disliked, not only what they chose: ratings centred at the scale's middle
         r = inter["rating"].to_numpy(dtype=np.float64)
-        centred = sp.csr_matrix((r - (r.min() + r.max()) / 2, (inter["user_id"].to_numpy(), inter["item_id"].to_numpy())),
-                                shape=(dataset.n_users, dataset.n_items))
+        mid = float(r.min() + r.max()) / 2
+        centred = sp.csr_matrix((r - mid, (inter["user_id"].to_numpy(), inter["item_id"].to_numpy())), shape=(dataset.n_users, dataset.n_items))
         taste = TruncatedSVD(min(bag_dim, min(m.shape) - 1), random_state=seed).fit(centred).components_.T
-    return ItemSignals(mt, pop, l1, int(l1.max()) + 1, vecs, cf, bag, taste)
+    return ItemSignals(mt, pop, l1, int(l1.max()) + 1, vecs, cf, bag, taste, mid)
 
 
-def user_role_features(histories: Sequence[np.ndarray], signals: ItemSignals, *, graph=None, ratings: Sequence[np.ndarray] | None = None,
-                       ) -> dict[str, np.ndarray]:
-    """Named blocks of user features (one row per history). `graph` adds the role log-likelihoods
-    through the role graph (build it from training users only); `ratings` adds rating habits."""
+def user_role_features(histories: Sequence[np.ndarray], signals: ItemSignals, *, ratings: Sequence[np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """Named blocks of user features (one row per history); `ratings` adds rating habits and taste.
+    The `graph` block depends on the user split, so `identify_roles_supervised` adds it per seed."""
     n = len(histories)
     counts = user_topic_counts(histories, signals.topic)
     blocks: dict[str, np.ndarray] = {"topics": counts / np.maximum(counts.sum(axis=1, keepdims=True), 1e-12)}
-    if graph is not None:
-        blocks["graph"] = graph_loglik(histories, signals.topic, graph)
     if signals.sid_l1 is not None:
         sid = np.zeros((n, signals.n_l1))
         for u, h in enumerate(histories):
@@ -123,11 +121,9 @@ def user_role_features(histories: Sequence[np.ndarray], signals: ItemSignals, *,
     blocks["behaviour"] = np.concatenate(parts, axis=1)
     if signals.taste is not None and ratings is not None:
         taste = np.zeros((n, signals.taste.shape[1]))
-        all_r = np.concatenate([np.asarray(r, dtype=np.float64) for r in ratings if len(r)]) if any(len(r) for r in ratings) else np.zeros(1)
-        mid = (all_r.min() + all_r.max()) / 2
         for u, (h, r) in enumerate(zip(histories, ratings)):
             if len(h):
-                v = (np.asarray(r, dtype=np.float64) - mid) @ signals.taste[np.asarray(h)]
+                v = (np.asarray(r, dtype=np.float64) - signals.rating_mid) @ signals.taste[np.asarray(h)]
                 taste[u] = v / max(float(np.linalg.norm(v)), 1e-12)
         blocks["taste"] = taste
     return {k: np.nan_to_num(v.astype(np.float64)) for k, v in blocks.items()}

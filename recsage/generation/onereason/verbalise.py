@@ -22,8 +22,8 @@ from recsage.generation.onereason.verify import PARTS, ChainVerifier, chain_fact
 from recsage.llm.base import LLMBackend
 from recsage.llm.batch import BatchJob, EngineConfig
 from recsage.llm.prompts import PromptTemplate
-from recsage.llm.structured import parse, structured
-from recsage.llm.tasks import ChatRequest, SingleRequestTask
+from recsage.llm.structured import structured
+from recsage.llm.tasks import ChatRequest, SingleRequestTask, parse_or_fail
 from recsage.llm.types import GenerationParams
 
 VERBALISE_PROMPT = PromptTemplate(
@@ -97,9 +97,7 @@ class VerbaliseTask(SingleRequestTask):
         return [self.verbaliser.request(record["chain"], hindsight=self.hindsight)]
 
     def finish(self, record: dict[str, Any], index: int, text: str) -> dict[str, Any]:
-        value, err = parse(text, SCHEMA)
-        if value is None:
-            raise RecsageError(f"LLM output outside the schema: {err}; raw output: {text[:400]!r}")
+        value = parse_or_fail(text, SCHEMA, prefix="LLM output outside the schema:", raw_chars=400)
         return _chain_result(self.verbaliser.verified(record["chain"], value, hindsight=self.hindsight))
 
 

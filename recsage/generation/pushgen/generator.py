@@ -13,8 +13,8 @@ from recsage.generation.pushgen.filters import FilteredCandidate, PushConstraint
 from recsage.generation.pushgen.styles import Style, StyleLibrary
 from recsage.llm.base import LLMBackend
 from recsage.llm.prompts import PromptTemplate
-from recsage.llm.structured import parse, structured
-from recsage.llm.tasks import BuiltOnce, ChatRequest
+from recsage.llm.structured import structured
+from recsage.llm.tasks import BuiltOnce, ChatRequest, parse_or_fail
 from recsage.llm.types import GenerationParams
 
 PUSH_PROMPT = PromptTemplate(
@@ -141,9 +141,8 @@ class PushTask:
 
     def finish(self, record: dict[str, Any], index: int, text: str) -> dict[str, Any]:
         style = self.prompts.library.select(self.styles)[index].name
-        value, err = parse(text, self.prompts.schema(self.constraints))
-        if value is None:
-            raise RecsageError(f"no valid candidates for style {style}: LLM output {err}; raw output: {text[:200]!r}")
+        value = parse_or_fail(text, self.prompts.schema(self.constraints), prefix=f"no valid candidates for style {style}: LLM output",
+                              raw_chars=200)
         return self.ranker.get().rank(record["id"], record["text"], style, value["candidates"], self.constraints).to_record()
 
     def combine(self, record: dict[str, Any], parts: list[Any]) -> dict[str, Any]:

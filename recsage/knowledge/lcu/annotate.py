@@ -21,8 +21,8 @@ from recsage.knowledge.lcu.labels import CATEGORICAL, LabelLayout
 from recsage.llm.base import LLMBackend
 from recsage.llm.batch import BatchJob, BatchSummary, EngineConfig
 from recsage.llm.prompts import PromptTemplate
-from recsage.llm.structured import parse, structured
-from recsage.llm.tasks import ChatRequest, SingleRequestTask
+from recsage.llm.structured import structured
+from recsage.llm.tasks import ChatRequest, SingleRequestTask, parse_or_fail
 from recsage.llm.types import GenerationParams
 
 COMMENT_PROMPT = PromptTemplate(
@@ -128,9 +128,7 @@ class LabelTask(SingleRequestTask):
         return [self.annotator.request(record)]
 
     def finish(self, record: dict[str, Any], index: int, text: str) -> dict[str, Any]:
-        value, err = parse(text, self.annotator._schema)
-        if value is None:
-            raise RecsageError(f"LLM output outside the schema: {err}; raw output: {text[:300]!r}")
+        value = parse_or_fail(text, self.annotator._schema, prefix="LLM output outside the schema:")
         return _label_result(self.annotator.labels(value, text))
 
 

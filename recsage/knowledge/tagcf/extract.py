@@ -23,8 +23,8 @@ from recsage.knowledge.tagcf.vocab import TagVocabulary, normalise_tag
 from recsage.llm.base import LLMBackend
 from recsage.llm.batch import BatchJob, BatchSummary, EngineConfig
 from recsage.llm.prompts import PromptTemplate
-from recsage.llm.structured import parse, structured
-from recsage.llm.tasks import ChatRequest, SingleRequestTask
+from recsage.llm.structured import structured
+from recsage.llm.tasks import ChatRequest, SingleRequestTask, parse_or_fail
 from recsage.llm.types import GenerationParams
 
 TAG_PROMPT = PromptTemplate(
@@ -114,16 +114,18 @@ class ItemTagger:
     def __post_init__(self) -> None:
         if not len(self.topics):
             raise InvalidInputError("the topic vocabulary is empty: nothing to tag items with", field="vocabulary")
-        self._system_fill = {"topics": "; ".join(self.topics.names), "roles": "; ".join(self.roles.names) or "(none: leave roles empty)"}
         self._schema = tag_schema(self.topics.names, self.roles.names)
 
     @property
     def prompt_id(self) -> str:
         return f"{TAG_PROMPT.id}+topics@{self.topics.version}+roles@{self.roles.version}"
 
-    def _messages(self, text: str, fill: dict[str, str] | None = None) -> list[dict[str, str]]:
+    def _messages(self, text: str, topics: list[str] | None = None, roles: list[str] | None = None) -> list[dict[str, str]]:
+        """The prompt listing `topics` / `roles` (default: the whole vocabularies)."""
+        topics = self.topics.names if topics is None else topics
+        roles = self.roles.names if roles is None else roles
         msgs = TAG_PROMPT.render(item=text)
-        msgs[0]["content"] = msgs[0]["content"].format(**(fill or self._system_fill))
+        msgs[0]["content"] = msgs[0]["content"].format(topics="; ".join(topics), roles="; ".join(roles) or "(none: leave roles empty)")
         return msgs
 
     def choices(self, item: dict[str, Any]) -> tuple[list[str], list[str]]:
@@ -141,12 +143,8 @@ class ItemTagger:
         return tag_schema(*self.choices(item))
 
     def request(self, item: dict[str, Any]) -> ChatRequest:
-        text = item_prompt_text(item)
-        if item.get("candidate_topics") is None and item.get("candidate_roles") is None:
-            return ChatRequest(self._messages(text), self._schema, GenerationParams(max_tokens=self.max_tokens))
-        topics, roles = self.choices(item)
-        fill = {"topics": "; ".join(topics), "roles": "; ".join(roles) or "(none: leave roles empty)"}
-        return ChatRequest(self._messages(text, fill), tag_schema(topics, roles), GenerationParams(max_tokens=self.max_tokens))
+        return ChatRequest(self._messages(item_prompt_text(item), *self.choices(item)), self.schema_for(item),
+                           GenerationParams(max_tokens=self.max_tokens))
 
     @staticmethod
     def item_tags(item_id: int, value: dict[str, Any]) -> ItemTags:
@@ -230,9 +228,7 @@ class TagTask(SingleRequestTask):
         return [self.tagger.request(record)]
 
     def finish(self, record: dict[str, Any], index: int, text: str) -> dict[str, Any]:
-        value, err = parse(text, self.tagger.schema_for(record))
-        if value is None:
-            raise RecsageError(f"tagging failed: LLM output {err}; raw output: {text[:300]!r}")
+        value = parse_or_fail(text, self.tagger.schema_for(record), prefix="tagging failed: LLM output")
         return _tag_result(self.tagger.item_tags(int(record["item_id"]), value))
 
 
@@ -273,7 +269,7 @@ def tag_items_batch(tagger: ItemTagger, items: pd.DataFrame, out_dir: str | Path
 
 
 def shortlist_tags(items: pd.DataFrame, topics: TagVocabulary, roles: TagVocabulary, embed: Any, *, k_topics: int = 12, k_roles: int = 8,
-                   seed: int = 0, include_categories: bool = True) -> pd.DataFrame:
+                   seed: int = 0) -> pd.DataFrame:
     """Each item's `k_topics` / `k_roles` tags nearest its text (MiniLM cosine), in an order shuffled
     per item: `candidate_topics`, `candidate_roles` columns for `ItemTagger`.
 
@@ -283,7 +279,6 @@ def shortlist_tags(items: pd.DataFrame, topics: TagVocabulary, roles: TagVocabul
     rows = items.to_dict("records")
     texts = []
     for r in rows:
-        r = r if include_categories else {k: v for k, v in r.items() if k != "categories"}
         try:
             texts.append(item_prompt_text(r))
         except InvalidInputError:

@@ -238,21 +238,22 @@ class RoleGraph:
                 for u, v, d in self.graph.edges(data=True) if d["relation"] == relation]
         return pd.DataFrame(rows, columns=EDGE_COLUMNS + ["example_items", "example_users"])
 
-    def top_edges(self, relation: str = "role_to_topic", n: int = 10, by: str = "strength", include_hidden: bool = False) -> pd.DataFrame:
+    def top_edges(self, relation: str = "role_to_topic", n: int = 10, by: str = "strength", include_hidden: bool = False,
+                  source: str | None = None) -> pd.DataFrame:
         """The strongest edges, evidence first: by `strength` (the conservative lift) and only
-        edges above their support floor unless `include_hidden`."""
+        edges above their support floor unless `include_hidden`; only those out of `source` if given."""
         df = self.edge_table(relation)
         if not include_hidden:
             df = df[df["above_floor"].astype(bool)]
+        if source is not None:
+            df = df[df["source"] == source]
         return df.sort_values([by, "weight"], ascending=False).head(n).drop(columns=["example_users"]).reset_index(drop=True)
 
     def role_profile(self, role: str, n: int = 10, include_hidden: bool = False) -> pd.DataFrame:
         """A role's strongest topics with lift, interval, support and example items."""
         if role not in self.roles:
             raise InvalidInputError(f"unknown role {role!r}", field="role")
-        df = self.edge_table("role_to_topic")
-        df = df[(df["source"] == role) & (df["above_floor"].astype(bool) | include_hidden)]
-        return df.sort_values(["strength", "weight"], ascending=False).head(n).drop(columns=["example_users"]).reset_index(drop=True)
+        return self.top_edges("role_to_topic", n=n, include_hidden=include_hidden, source=role)
 
     def stats(self) -> dict[str, Any]:
         g = self.graph

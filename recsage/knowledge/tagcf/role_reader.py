@@ -20,8 +20,8 @@ from recsage.core.errors import InvalidInputError, RecsageError
 from recsage.llm.base import LLMBackend
 from recsage.llm.batch import BatchJob, BatchSummary, EngineConfig
 from recsage.llm.prompts import PromptTemplate
-from recsage.llm.structured import parse, structured
-from recsage.llm.tasks import ChatRequest, SingleRequestTask
+from recsage.llm.structured import structured
+from recsage.llm.tasks import ChatRequest, SingleRequestTask, parse_or_fail
 from recsage.llm.types import GenerationParams
 
 ROLE_PROMPT = PromptTemplate(
@@ -102,10 +102,7 @@ class RoleTask(SingleRequestTask):
         return [self.reader.request(record)]
 
     def finish(self, record: dict[str, Any], index: int, text: str) -> dict[str, Any]:
-        value, err = parse(text, self.reader._schema)
-        if value is None:
-            raise RecsageError(f"LLM output {err}; raw output: {text[:300]!r}")
-        return self.reader.answer(value)
+        return self.reader.answer(parse_or_fail(text, self.reader._schema))
 
 
 @dataclass
