@@ -78,18 +78,28 @@ class CausalEncoder(nn.Module):
     in a window of 20–50).
     """
 
-    def __init__(self, dim: int, n_layers: int, n_heads: int, max_len: int, dropout: float, *, mask_padding: bool = True) -> None:
+    def __init__(self, dim: int, n_layers: int, n_heads: int, max_len: int, dropout: float, *, mask_padding: bool = True,
+                 attention: str = "full", attention_rank: int = 32, attention_local: int = 0) -> None:
         super().__init__()
         self.n_heads = n_heads
         self.mask_padding = mask_padding
+        self.attention = attention
         self.position = nn.Embedding(max_len, dim)
         # on the item embeddings' scale (std .02): torch's default N(0, 1) made positions ~50x larger
         # than the items at the start, and the model spent its first epochs unlearning that
         nn.init.normal_(self.position.weight, std=0.02)
-        layer = nn.TransformerEncoderLayer(dim, n_heads, dim_feedforward=dim * 4, dropout=dropout, batch_first=True, norm_first=True, activation="gelu")
-        self.layers = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
-        for block in self.layers.layers:  # parameter-free swap: checkpoints are unchanged
-            block.dropout, block.dropout1, block.dropout2 = FastDropout(dropout), FastDropout(dropout), FastDropout(dropout)
+        if attention == "full":
+            layer = nn.TransformerEncoderLayer(dim, n_heads, dim_feedforward=dim * 4, dropout=dropout, batch_first=True, norm_first=True, activation="gelu")
+            self.layers = nn.TransformerEncoder(layer, n_layers, enable_nested_tensor=False)
+            for block in self.layers.layers:  # parameter-free swap: checkpoints are unchanged
+                block.dropout, block.dropout1, block.dropout2 = FastDropout(dropout), FastDropout(dropout), FastDropout(dropout)
+        else:  # SOLAR's SVD-attention; the same parameter names, so a full-attention checkpoint loads
+            from recsage.recmodels.svd_attention import AttentionEncoderLayer
+
+            self.layers = nn.Module()
+            self.layers.layers = nn.ModuleList(AttentionEncoderLayer(dim, n_heads, dropout, attention=attention, rank=attention_rank, local=attention_local,
+                                                                     dropout_layer=FastDropout)
+                                               for _ in range(n_layers))
         self.norm = nn.LayerNorm(dim)
         self.dropout = FastDropout(dropout)
 
@@ -113,7 +123,12 @@ class CausalEncoder(nn.Module):
         max_len = self.position.num_embeddings
         pos = torch.arange(max_len - n, max_len, device=x.device)
         x = self.dropout(x + self.position(pos)[None]) * keep
-        h = self.layers(x, mask=self.attention_mask(pad_mask))
+        if self.attention == "full":
+            h = self.layers(x, mask=self.attention_mask(pad_mask))
+        else:  # padding keys are always hidden here
+            h = x
+            for block in self.layers.layers:
+                h = block(h, pad_mask)
         return self.norm(h) * keep
 
 

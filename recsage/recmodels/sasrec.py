@@ -41,14 +41,26 @@ class SASRecConfig(ConfigMixin):
     warmup_steps: int = 0
     valid_users: int | None = None  # early-stop on this many validation users (a fixed seeded sample); None: all
     mask_padding: bool = True  # hide left padding as attention keys (False: the session-2 behaviour, padding only zeroed)
+    attention: str = "full"  # or "svd": SOLAR's SVD-attention, O(N·d·r) for long histories (recmodels.svd_attention)
+    attention_rank: int = 32  # r of the SVD-attention (landmarks per head); exact when a history has ≤ r distinct behaviours
+    attention_local: int = 0  # SVD-attention: exact attention over the newest block of this many positions (and the one before); 0 = none
     progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.attention not in ("full", "svd"):
+            raise InvalidInputError(f"attention must be 'full' or 'svd', got {self.attention!r}", field="attention")
+        if self.attention_rank < 1:
+            raise InvalidInputError(f"attention_rank must be ≥ 1, got {self.attention_rank}", field="attention_rank")
+        if self.attention_local < 0:
+            raise InvalidInputError(f"attention_local must be ≥ 0, got {self.attention_local}", field="attention_local")
 
 
 class SASRecModule(nn.Module):
     def __init__(self, n_items: int, config: SASRecConfig, side_features: np.ndarray | None = None) -> None:
         super().__init__()
         self.items = ItemEncoder(n_items, config.dim, side_features)
-        self.encoder = CausalEncoder(config.dim, config.n_layers, config.n_heads, config.max_len, config.dropout, mask_padding=config.mask_padding)
+        self.encoder = CausalEncoder(config.dim, config.n_layers, config.n_heads, config.max_len, config.dropout, mask_padding=config.mask_padding,
+                                     attention=config.attention, attention_rank=config.attention_rank, attention_local=config.attention_local)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
         """(B, L) shifted ids → (B, L, dim) hidden states."""
