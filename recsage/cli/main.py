@@ -244,7 +244,7 @@ def demo(
 @clean_errors
 def sid_fit(
     items: Path = typer.Option(..., "--items", help="prepared dataset folder (recsage data prepare)"),
-    method: str = typer.Option("rqkmeans", "--method", help="rqkmeans | balanced | rqvae"),
+    method: str = typer.Option("rqkmeans", "--method", help="rqkmeans | balanced | rqvae | parallel (DiffGRM's decoupled digits)"),
     source: str = typer.Option("text", "--source", help="text (sentence embeddings) | cf (co-occurrence SVD) | fused (text pulled toward co-consumed items)"),
     levels: int = typer.Option(3, "--levels"),
     codes: int = typer.Option(256, "--codes"),
@@ -345,7 +345,7 @@ def _parse_params(items: list[str]) -> dict:
 @app.command("train")
 @clean_errors
 def train_cmd(
-    method: str = typer.Argument(..., help="sasrec | tagcf | tiger | lazy | itemknn | popularity"),
+    method: str = typer.Argument(..., help="sasrec | tagcf | tiger | lazy | diffgrm | itemknn | popularity"),
     data: Path = typer.Option(..., "--data", help="prepared dataset folder"),
     out: Path = typer.Option(..., "--out"),
     sid: Optional[str] = typer.Option(None, "--sid", help="tiger/lazy: SID folder from `recsage sid fit`, or published:<index>"),
@@ -356,6 +356,7 @@ def train_cmd(
     cf_features: bool = typer.Option(False, "--cf-features", help="feed collaborative item vectors (co-occurrence SVD of the training sequences) through the side-info hook"),
     set_: list[str] = typer.Option([], "--set", help="config override, e.g. --set epochs=20 --set dim=64"),
     fixed_defaults: bool = typer.Option(False, "--fixed-defaults", help="use the config classes' fixed defaults instead of values chosen from the data"),
+    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.01, help="wall-clock cap on training; a run it stops says so (stopped_by_time)"),
 ) -> None:
     """Train with early stopping on validation NDCG@10 (resumes from OUT/checkpoints), then score the test split.
     Under `torchrun` the ranks train data-parallel (gloo on CPU, nccl on GPU); rank 0 evaluates and saves."""
@@ -385,8 +386,10 @@ def train_cmd(
             ds, split = load_split(data, protocol)
             extra = {"dataset": ds, "split": split}
         extra["side_features"] = collaborative_vectors(extra["split"].train.sequences, extra["split"].n_items, dim=64)
-    _, row = train_recommender(method, data, protocol=protocol, sid=sid, out=out, seed=seed, adapt_defaults=not fixed_defaults, **extra,
-                               **_parse_params(set_))
+    params = _parse_params(set_)
+    if max_minutes is not None and method not in ("itemknn", "popularity"):
+        params["max_train_seconds"] = max_minutes * 60
+    _, row = train_recommender(method, data, protocol=protocol, sid=sid, out=out, seed=seed, adapt_defaults=not fixed_defaults, **extra, **params)
     if dist_info()[0] != 0:
         return
     if row.get("defaults"):

@@ -21,7 +21,8 @@ from recsage.recmodels.defaults import adapt_params
 from recsage.recmodels.generative import GenerativeConfig, GenerativeSIDRecommender
 from recsage.tokenizers import SIDTable
 
-METHODS = ("popularity", "itemknn", "sasrec", "tagcf", "tiger", "lazy", "thinking")
+METHODS = ("popularity", "itemknn", "sasrec", "tagcf", "tiger", "lazy", "diffgrm", "thinking")
+GENERATIVE = ("tiger", "lazy", "diffgrm", "thinking")  # decoded by beam search: smaller evaluation batches
 
 
 def _config(cls, params: dict[str, Any], **fixed: Any):
@@ -62,6 +63,11 @@ def build_model(method: str, dataset: Dataset, *, sid: str | None = None, seed: 
         from recsage.pipelines.onereason import build_thinking_model
 
         return build_thinking_model(dataset, resolve_sid(dataset, sid), seed=seed, side_features=side_features, checkpoint_dir=checkpoint_dir, **params)
+    if method == "diffgrm":
+        from recsage.recmodels.diffgrm import DiffGRMConfig, DiffGRMRecommender
+
+        return DiffGRMRecommender(resolve_sid(dataset, sid), _config(DiffGRMConfig, params, architecture="lazy", seed=seed),
+                                  side_features=side_features, checkpoint_dir=checkpoint_dir)
     arch = "encoder-decoder" if method == "tiger" else "lazy"
     return GenerativeSIDRecommender(resolve_sid(dataset, sid), _config(GenerativeConfig, params, architecture=arch, seed=seed),
                                     side_features=side_features, checkpoint_dir=checkpoint_dir)
@@ -95,7 +101,7 @@ def train_recommender(method: str, prepared: str | Path, *, protocol: str = "loo
     if dist_info()[0] != 0:  # under torchrun every rank trains its shard; rank 0 evaluates and saves
         return model, {"rank": dist_info()[0], "train_seconds": round(train_s, 1)}
     t = time.perf_counter()
-    metrics = evaluate(model, split.test, ks, n_items=split.n_items, exclude_seen=split.exclude_seen, batch_size=512 if method in ("tiger", "lazy", "thinking") else 1024)
+    metrics = evaluate(model, split.test, ks, n_items=split.n_items, exclude_seen=split.exclude_seen, batch_size=512 if method in GENERATIVE else 1024)
     row = {"dataset": dataset.name, "method": method, "protocol": split.protocol, "exclude_seen": split.exclude_seen, "seeds": [seed],
            "sid": sid, **metrics, "train_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t, 1),
            "ms_per_user": round(1000 * (time.perf_counter() - t) / max(len(split.test), 1), 2)}
@@ -103,7 +109,7 @@ def train_recommender(method: str, prepared: str | Path, *, protocol: str = "loo
         row["best_epoch"] = model.train_result_.best_epoch
         row["epochs_run"] = model.train_result_.epochs_run
         row["stopped_by_time"] = model.train_result_.stopped_by_time
-    if method in ("tiger", "lazy", "thinking"):
+    if method in GENERATIVE:
         row["beam_size"] = model.config.beam_size
     if defaults:
         row["defaults"] = defaults

@@ -117,7 +117,7 @@ def adapt_params(method: str, train: SequenceSet, given: Mapping[str, Any]) -> t
     the profile, and for each key its value and why (`"set by you"` when the user chose it)."""
     if method in ("sasrec", "tagcf"):
         rules = sasrec_choices
-    elif method in ("lazy", "tiger", "thinking"):
+    elif method in ("lazy", "tiger", "diffgrm", "thinking"):
         rules = lazy_choices
     else:
         return dict(given), {}

@@ -19,7 +19,8 @@ def saved_class(model_dir: str | Path) -> str:
 
 
 def load_recommender(model_dir: str | Path):
-    """SASRec, TagCF, generative SID, item-kNN, embedding-kNN or popularity model; other classes are refused with the known ones."""
+    """SASRec, TagCF, generative SID (lazy/TIGER or DiffGRM), item-kNN, embedding-kNN or popularity model; other classes are refused with the known ones."""
+    from recsage.recmodels.diffgrm import DiffGRMRecommender
     from recsage.recmodels.embedding_knn import EmbeddingKNNRecommender
     from recsage.recmodels.generative import GenerativeSIDRecommender
     from recsage.recmodels.itemknn import ItemKNNRecommender
@@ -27,7 +28,7 @@ def load_recommender(model_dir: str | Path):
     from recsage.recmodels.sasrec import SASRec
     from recsage.recmodels.tagcf import TagCFRecommender
 
-    classes = {"sasrec": SASRec, "tagcf": TagCFRecommender, "generative": GenerativeSIDRecommender, "itemknn": ItemKNNRecommender,
+    classes = {"sasrec": SASRec, "tagcf": TagCFRecommender, "generative": GenerativeSIDRecommender, "diffgrm": DiffGRMRecommender, "itemknn": ItemKNNRecommender,
                "popularity": PopularityRecommender, "embedding-knn": EmbeddingKNNRecommender}
     cls = saved_class(model_dir)
     if cls not in classes:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from recsage.core.registry import Registry
 from recsage.tokenizers.balanced import BalancedRQKMeansTokenizer
+from recsage.tokenizers.parallel import ParallelSemanticTokenizer
 from recsage.tokenizers.rqkmeans import ResidualKMeansTokenizer
 from recsage.tokenizers.rqvae import RQVAETokenizer
 
 QUANTIZERS: Registry[type] = Registry("SID method")
-for _cls in (ResidualKMeansTokenizer, BalancedRQKMeansTokenizer, RQVAETokenizer):
+for _cls in (ResidualKMeansTokenizer, BalancedRQKMeansTokenizer, RQVAETokenizer, ParallelSemanticTokenizer):
     QUANTIZERS.register(_cls.registry_name)(_cls)
 
 

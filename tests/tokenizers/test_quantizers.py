@@ -7,10 +7,10 @@ from recsage.core.errors import InvalidInputError, NotFittedError
 from recsage.tokenizers import codebook_report, make_quantizer
 from recsage.tokenizers.base import Quantizer
 
-SMALL = {"rqkmeans": {}, "balanced": {"balance_iter": 2}, "rqvae": {"epochs": 15}}
+SMALL = {"rqkmeans": {}, "balanced": {"balance_iter": 2}, "rqvae": {"epochs": 15}, "parallel": {}}
 
 
-@pytest.mark.parametrize("method", ["rqkmeans", "balanced", "rqvae"])
+@pytest.mark.parametrize("method", ["rqkmeans", "balanced", "rqvae", "parallel"])
 def test_fits_real_items(method, sci_text_vectors, tmp_path):
     q = make_quantizer(method, n_levels=2, n_codes=32, **SMALL[method])
     codes = q.fit_transform(sci_text_vectors)
@@ -23,14 +23,14 @@ def test_fits_real_items(method, sci_text_vectors, tmp_path):
     assert np.array_equal(back.transform(sci_text_vectors), codes)
 
 
-@pytest.mark.parametrize("method", ["rqkmeans", "balanced", "rqvae"])
+@pytest.mark.parametrize("method", ["rqkmeans", "balanced", "rqvae", "parallel"])
 def test_deterministic_under_seed(method, synthetic_vectors):
     a = make_quantizer(method, n_levels=2, n_codes=8, seed=3, **SMALL[method]).fit_transform(synthetic_vectors)
     b = make_quantizer(method, n_levels=2, n_codes=8, seed=3, **SMALL[method]).fit_transform(synthetic_vectors)
     assert np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("method", ["rqkmeans", "balanced", "rqvae"])
+@pytest.mark.parametrize("method", ["rqkmeans", "balanced", "rqvae", "parallel"])
 def test_errors(method, synthetic_vectors):
     q = make_quantizer(method, n_levels=2, n_codes=8, **SMALL[method])
     with pytest.raises(NotFittedError):
@@ -67,5 +67,23 @@ def test_balanced_leaf_capacity_removes_collisions(sci_text_vectors):
 
 
 def test_unknown_method():
-    with pytest.raises(KeyError, match="known: balanced, rqkmeans, rqvae"):
+    with pytest.raises(KeyError, match="known: balanced, parallel, rqkmeans, rqvae"):
         make_quantizer("vq-gan")
+
+
+def test_parallel_digits_are_balanced_and_decoupled(sci_text_vectors):
+    """DiffGRM's Parallel Semantic Encoding: each digit holds a similar share of the variance, and a
+    digit's code does not depend on the others (its own k-means over its own components)."""
+    from recsage.tokenizers.parallel import ParallelSemanticTokenizer
+
+    q = make_quantizer("parallel", n_levels=3, n_codes=16)
+    codes = q.fit_transform(sci_text_vectors)
+    share = q.digit_variance_ / q.digit_variance_.sum()
+    assert share.max() - share.min() < 0.1
+    assert sorted(np.concatenate(q.groups_).tolist()) == sorted(set(np.concatenate(q.groups_).tolist()))  # no component twice
+    rq = make_quantizer("rqkmeans", n_levels=3, n_codes=16).fit(sci_text_vectors)
+    # residual digits: the first carries most of the explained variance; parallel digits share it
+    first = np.var(rq.codebooks_[0][rq.transform(sci_text_vectors)[:, 0]], axis=0).sum()
+    last = np.var(rq.codebooks_[2][rq.transform(sci_text_vectors)[:, 2]], axis=0).sum()
+    assert first > 2 * last
+    assert isinstance(q, ParallelSemanticTokenizer) and codes.shape == (600, 3)

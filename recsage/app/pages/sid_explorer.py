@@ -9,7 +9,7 @@ st.title("SID explorer")
 root = workspace()
 prepared = str(root / "scientific")
 c1, c2, c3 = st.columns(3)
-method = c1.selectbox("Method", ["rqkmeans", "balanced", "rqvae"])
+method = c1.selectbox("Method", ["rqkmeans", "balanced", "rqvae", "parallel"])
 levels = c2.selectbox("Levels", [2, 3], index=1)
 codes = c3.selectbox("Codes per level", [32, 64, 256], index=1)
 try:
