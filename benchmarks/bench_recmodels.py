@@ -46,6 +46,7 @@ LAZY_TRIE = {**LAZY, "trie_softmax": True, "label_smoothing": 0.1}
 TIGER = {"dim": 128, "n_encoder_layers": 4, "n_decoder_layers": 4, "dropout": 0.1, "lr": 3e-3, "lr_schedule": "cosine", "warmup_steps": 200,
          "epochs": 1, "patience": 20, "trie_softmax": True, "label_smoothing": 0.1}
 LAZY_SMALL_DATA = {**LAZY_TRIE, "epochs": 10}
+TRAINED = ("sasrec", "lazy", "tiger", "diffgrm")  # torch models: capped at --minutes
 # run name -> (method, sid spec, config overrides, side features)
 RUNS = {
     "popularity": ("popularity", None, {}, None),
@@ -56,6 +57,10 @@ RUNS = {
     # no settings at all: every value chosen from the data (recmodels.defaults); the session-8 recipe
     # (padding masked and trimmed, positions on the items' scale, window 50, cosine LR over ≈4000 steps)
     "sasrec-auto": ("sasrec", None, {}, None),
+    # the same, with SOLAR's SVD-attention (rank 32) in place of full attention (#20 part 3)
+    "sasrec-svd-auto": ("sasrec", None, {"attention": "svd", "attention_rank": 32}, None),
+    # and with the newest 32–63 behaviours attended exactly, older ones through the skeleton
+    "sasrec-svd-local-auto": ("sasrec", None, {"attention": "svd", "attention_rank": 32, "attention_local": 32}, None),
     "lazy-auto": ("lazy", "ours:cf:balanced", {}, "cf"),
     "lazy-letter": ("lazy", "published:published", LAZY, None),
     "lazy-letter-cf": ("lazy", "published:published", LAZY, "cf"),
@@ -67,6 +72,11 @@ RUNS = {
     "lazy-cf-balanced-trie": ("lazy", "ours:cf:balanced", {**LAZY_TRIE, "epochs": 12}, "cf"),
     "lazy-cf-balanced-hd": ("lazy", "ours:cf:balanced", {**LAZY_TRIE, "epochs": 12, "history_dropout": 0.15}, "cf"),
     "tiger-cf-balanced-hd": ("tiger", "ours:cf:balanced", {**TIGER, "history_dropout": 0.15}, "cf"),
+    # DiffGRM (#20 part 2): the lazy-cf-balanced-hd recipe and codebook with the digit denoiser in
+    # place of the autoregressive decoder (10 epochs: the on-policy noising pass makes an epoch longer);
+    # then on the parallel (decoupled, variance-balanced) codebook
+    "diffgrm-cf-balanced-hd": ("diffgrm", "ours:cf:balanced", {**LAZY_TRIE, "epochs": 10, "history_dropout": 0.15}, "cf"),
+    "diffgrm-cf-parallel-hd": ("diffgrm", "ours:cf:parallel", {**LAZY_TRIE, "epochs": 10, "history_dropout": 0.15}, "cf"),
     "lazy-cf-balanced-4l": ("lazy", "ours:cf:balanced", {**LAZY_TRIE, "epochs": 10, "n_decoder_layers": 4}, "cf"),
     "lazy-cf-rqkmeans": ("lazy", "ours:cf:rqkmeans", {**LAZY, "epochs": 8}, "cf"),
     "lazy-text-balanced": ("lazy", "ours:text:balanced", LAZY_SMALL_DATA, "cf"),
@@ -99,7 +109,7 @@ def one(dataset: str, name: str, seed: int, minutes: float, work: Path, threads:
     prepared = prepared_dir(work, dataset)
     method, sid, params, side = RUNS[name]
     sid_spec = sid
-    if method in ("sasrec", "lazy", "tiger"):
+    if method in TRAINED:
         params = {**params, "max_train_seconds": minutes * 60, "progress": False}
     if sid and sid.startswith("ours:"):
         _, source, qmethod = sid.split(":")
@@ -118,7 +128,7 @@ def one(dataset: str, name: str, seed: int, minutes: float, work: Path, threads:
                                out=run_dir, adapt_defaults=name.endswith("-auto"), **params)
     if dataset == "sample":  # the bundled sample loads as "scientific": keep its rows apart from the real one's
         row["dataset"] = "scientific-sample"
-    row.update({"run": name, "sid": sid_spec, "side": side, "minutes_cap": minutes if method in ("sasrec", "lazy", "tiger") else None, "threads": threads,
+    row.update({"run": name, "sid": sid_spec, "side": side, "minutes_cap": minutes if method in TRAINED else None, "threads": threads,
                 "seconds": round(time.perf_counter() - t, 1), "peak_mb": round(rss_mb())})
     return row
 

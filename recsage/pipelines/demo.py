@@ -103,11 +103,12 @@ def run_demo(data_dir: str | Path | None = None, out_dir: str | Path = ".recsage
 
 
 def demo_recommenders(ds: Dataset, split, table, *, seconds: float = 30, out: Path | None = None) -> dict[str, Any]:
-    """Small SASRec and lazy generative models (each capped at `seconds` of training) on the
-    sample, scored on the test users, and both models' top-5 for the first test user; saved under
-    `out` (the workbench's Recommender page lists them)."""
+    """Small SASRec, lazy generative and DiffGRM models (each capped at `seconds` of training) on
+    the sample, scored on the test users, and each model's top-5 for the first test user; saved
+    under `out` (the workbench's Recommender page lists them)."""
     from recsage.evaluation import evaluate
     from recsage.recmodels import SASRec, SASRecConfig
+    from recsage.recmodels.diffgrm import DiffGRMConfig, DiffGRMRecommender
     from recsage.recmodels.generative import GenerativeConfig, GenerativeSIDRecommender
     from recsage.tokenizers.item_vectors import collaborative_vectors
 
@@ -117,14 +118,19 @@ def demo_recommenders(ds: Dataset, split, table, *, seconds: float = 30, out: Pa
         "lazy (semantic IDs)": GenerativeSIDRecommender(table, GenerativeConfig(dim=64, n_decoder_layers=2, dropout=0.1, lr=3e-3, epochs=40, patience=4,
                                                                                  valid_users=500, max_train_seconds=seconds, progress=False),
                                                         side_features=collaborative_vectors(split.train.sequences, split.n_items, dim=32)),
+        # the same codebook decoded by masked diffusion over the SID digits (any order, most confident first)
+        "diffgrm (semantic IDs)": DiffGRMRecommender(table, DiffGRMConfig(dim=64, n_decoder_layers=2, dropout=0.1, lr=3e-3, epochs=40, patience=4,
+                                                                          valid_users=500, max_train_seconds=seconds, progress=False),
+                                                     side_features=collaborative_vectors(split.train.sequences, split.n_items, dim=32)),
     }
+    folders = {"sasrec": "sasrec", "lazy (semantic IDs)": "lazy", "diffgrm (semantic IDs)": "diffgrm"}
     titles = ds.items.set_index("item_id")["title"].astype(str).str.slice(0, 60)
     hist = split.test.histories[0]
     rows, recs = [], {}
     for name, model in models.items():
         model.fit(split.train, split.valid, exclude_seen=split.exclude_seen)
         if out is not None:
-            model.save_pretrained(out / ("sasrec" if name == "sasrec" else "lazy"))
+            model.save_pretrained(out / folders[name])
         metrics = evaluate(model, split.test, (10,), n_items=split.n_items, exclude_seen=split.exclude_seen, progress=False)
         rows.append({"model": name, "recall@10": metrics["recall@10"], "ndcg@10": metrics["ndcg@10"], "epochs": model.train_result_.epochs_run})
         ids = model.recommend([hist], k=5)[0][0]

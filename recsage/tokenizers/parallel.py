@@ -10,21 +10,11 @@ is k-means over its own components. Digits are decoupled (a product quantiser) a
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from recsage.core.errors import InvalidInputError
 from recsage.tokenizers.base import Quantizer, check_vectors
-from recsage.tokenizers.rqkmeans import kmeans, nearest
-
-
-@dataclass(frozen=True)
-class ParallelConfig:
-    n_levels: int = 3
-    n_codes: int = 256
-    n_iter: int = 25
-    seed: int = 0
+from recsage.tokenizers.rqkmeans import RQKMeansConfig, kmeans, nearest
 
 
 def balanced_groups(variances: np.ndarray, n_groups: int) -> np.ndarray:
@@ -41,7 +31,7 @@ def balanced_groups(variances: np.ndarray, n_groups: int) -> np.ndarray:
 
 
 class ParallelSemanticTokenizer(Quantizer):
-    config_class = ParallelConfig
+    config_class = RQKMeansConfig  # the same knobs: digits, codes per digit, k-means iterations, seed
     registry_name = "parallel"
 
     def fit(self, x: np.ndarray) -> ParallelSemanticTokenizer:

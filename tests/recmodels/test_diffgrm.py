@@ -7,29 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from recsage.core.errors import InvalidInputError
-from recsage.datasets import leave_one_out, load_dataset
-from recsage.pipelines.sid import published_sid_table
 from recsage.recmodels.diffgrm import DiffGRMConfig, DiffGRMRecommender, SIDPatternIndex, denoise_search
 from recsage.recmodels.saved import load_recommender
 from recsage.tokenizers import SIDTable
-
-
-@pytest.fixture(scope="module")
-def beauty(shared_data):
-    return load_dataset("beauty", shared_data / "amazon-beauty")
-
-
-@pytest.fixture(scope="module")
-def small_split(beauty):
-    sp = leave_one_out(beauty)
-    sp.train.sequences = sp.train.sequences[:3000]
-    sp.train.user_ids = sp.train.user_ids[:3000]
-    return sp
-
-
-@pytest.fixture(scope="module")
-def sid_table(beauty):
-    return published_sid_table(beauty, "published")
 
 
 def cfg(**kw):
