@@ -1,4 +1,4 @@
-"""recsage workbench: `recsage app` (binds 127.0.0.1) or `streamlit run recsage/app/workbench.py`."""
+"""recsage workbench: `recsage app` (binds 127.0.0.1), or `streamlit run recsage/app/workbench.py --server.address 127.0.0.1`."""
 
 from __future__ import annotations
 

@@ -266,7 +266,12 @@ class BatchJob:
     def run(self, records: Any, total: int | None = None) -> BatchSummary:
         """`records`: an iterable of dicts, or with the ray engine also a Ray Dataset (e.g.
         `ray.data.read_parquet(dir)`), whose finished ids are then filtered inside the cluster."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
+        from recsage.core.locks import exclusive_folder
+
+        with exclusive_folder(self.out_dir, "batch job"):
+            return self._run(records, total)
+
+    def _run(self, records: Any, total: int | None) -> BatchSummary:
         (self.out_dir / "parts").mkdir(exist_ok=True)
         done, bad = self.read()
         summary = BatchSummary(truncated_lines=bad)

@@ -81,6 +81,20 @@ def train_recommender(method: str, prepared: str | Path, *, protocol: str = "loo
 
     With `adapt_defaults` (the default) every torch-model setting not in `params` is chosen from
     the training data (`recmodels.defaults`); the row's `defaults` says which values and why."""
+    from contextlib import nullcontext
+
+    from recsage.core.locks import exclusive_folder
+    from recsage.recmodels.trainer import dist_info
+
+    # one writer per --out (under torchrun rank 0 writes; the other ranks only train)
+    with exclusive_folder(out, "training run") if out is not None and dist_info()[0] == 0 else nullcontext():
+        return _train(method, prepared, protocol=protocol, sid=sid, out=out, seed=seed, ks=ks, side_features=side_features, split=split,
+                      dataset=dataset, item_tags=item_tags, logic=logic, adapt_defaults=adapt_defaults, **params)
+
+
+def _train(method: str, prepared: str | Path, *, protocol: str, sid: str | None, out: str | Path | None, seed: int, ks: tuple[int, ...],
+           side_features: np.ndarray | None, split: Split | None, dataset: Dataset | None, item_tags: np.ndarray | None,
+           logic: np.ndarray | None, adapt_defaults: bool, **params: Any) -> tuple[Any, dict[str, Any]]:
     if split is None or dataset is None:
         dataset, split = load_split(prepared, protocol)
     defaults: dict[str, Any] = {}
