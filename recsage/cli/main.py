@@ -392,6 +392,9 @@ def train_cmd(
     _, row = train_recommender(method, data, protocol=protocol, sid=sid, out=out, seed=seed, adapt_defaults=not fixed_defaults, **extra, **params)
     if dist_info()[0] != 0:
         return
+    if row.get("resumed_from_epoch") is not None:
+        console.print(f"resumed from the checkpoint after epoch {row['resumed_from_epoch']} in {out / 'checkpoints'}; "
+                      f"train_seconds ({row['train_seconds']}) counts the interrupted attempts too")
     if row.get("defaults"):
         chosen = [{"setting": k, "value": v["value"], "why": v["reason"]} for k, v in row["defaults"]["chosen"].items()]
         _print_rows(chosen, ["setting", "value", "why"], "settings chosen from the data (override with --set KEY=VALUE)")

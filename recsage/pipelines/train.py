@@ -109,7 +109,7 @@ def _train(method: str, prepared: str | Path, *, protocol: str, sid: str | None,
         model.fit(split.train, split.valid)
     else:
         model.fit(split.train, split.valid, exclude_seen=split.exclude_seen)
-    train_s = time.perf_counter() - t
+    train_s = time.perf_counter() - t + (model.train_result_.prior_seconds if hasattr(model, "train_result_") else 0.0)
     from recsage.recmodels.trainer import dist_info
 
     if dist_info()[0] != 0:  # under torchrun every rank trains its shard; rank 0 evaluates and saves
@@ -123,6 +123,7 @@ def _train(method: str, prepared: str | Path, *, protocol: str, sid: str | None,
         row["best_epoch"] = model.train_result_.best_epoch
         row["epochs_run"] = model.train_result_.epochs_run
         row["stopped_by_time"] = model.train_result_.stopped_by_time
+        row["resumed_from_epoch"] = model.train_result_.resumed_from  # None: a fresh run; train_seconds counts every attempt
     if method in GENERATIVE:
         row["beam_size"] = model.config.beam_size
     if defaults:

@@ -49,6 +49,7 @@ class TrainResult:
     best_metric: float = float("-inf")
     epochs_run: int = 0
     resumed_from: int | None = None
+    prior_seconds: float = 0.0  # training time of the killed attempts this run resumed (counted in `seconds`)
     stopped_by_time: bool = False
     seconds: float = 0.0
     history: list[dict[str, float]] = field(default_factory=list)
@@ -131,9 +132,12 @@ class Trainer:
             start_epoch, bad_epochs = meta["epoch"] + 1, meta["bad_epochs"]
             res.best_epoch, res.best_metric, res.history = meta["best_epoch"], meta["best_metric"], meta["history"]
             res.resumed_from = meta["epoch"]
+            res.epochs_run = len(res.history)  # the whole run's epochs, as a run never killed would report
             if paths[1].exists():
                 best_state = torch.load(paths[1], weights_only=True)
-        t0 = time.perf_counter()
+        # a resumed run counts the time its killed predecessors trained (for its report and its budget)
+        res.prior_seconds = json.loads(ck["meta"]).get("seconds", 0.0) if res.resumed_from is not None else 0.0
+        t0 = time.perf_counter() - res.prior_seconds
         for epoch in range(start_epoch, c.epochs):
             torch.manual_seed(c.seed * 100_003 + epoch)  # dropout stream depends only on (seed, epoch)
             model.train()
@@ -182,7 +186,8 @@ class Trainer:
             if c.progress and rank == 0:
                 tqdm.write(json.dumps(row))
             if paths and rank == 0:
-                meta = {"epoch": epoch, "bad_epochs": bad_epochs, "best_epoch": res.best_epoch, "best_metric": res.best_metric, "history": res.history}
+                meta = {"epoch": epoch, "bad_epochs": bad_epochs, "best_epoch": res.best_epoch, "best_metric": res.best_metric, "history": res.history,
+                        "seconds": time.perf_counter() - t0}
                 tmp = paths[0].with_suffix(".tmp")
                 torch.save({"model": self.module.state_dict(), "optimizer": opt.state_dict(), "meta": json.dumps(meta)}, tmp)
                 os.replace(tmp, paths[0])  # atomic: a kill never leaves a half-written checkpoint
