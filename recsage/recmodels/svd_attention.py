@@ -98,8 +98,11 @@ def svd_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, pad_mask: t
         half_norm = 0.5 * scale * k.detach().pow(2).sum(-1).masked_fill(~valid, float("-inf"))  # (M, N)
         top_norm = half_norm.amax(-1, keepdim=True).clamp_min(-1e30)
         mix = key_mix(factors, chosen, live).clamp_min(0) * torch.exp(half_norm - top_norm)[:, None, :]  # (M, r, N)
-    # per landmark: exp(q·k_c/√d − |k_c|²/2√d), shifted by the largest |k_j|²/2√d (folded out of the mix)
-    c_logits = (q @ landmark_keys.transpose(1, 2)) * scale - 0.5 * scale * landmark_keys.pow(2).sum(-1)[:, None, :] + top_norm[..., None]
+    # per landmark: exp(q·k_c/√d − |k_c|²/2√d), shifted by the largest |k_j|²/2√d (folded out of the mix). The
+    # norm term is a constant for the backward pass, as the mix's is: differentiating only one side of
+    # the |k|² pair pulled every landmark key toward 0 (a trained SASRec peaked at epoch 1, then decayed)
+    half_landmark = 0.5 * scale * landmark_keys.detach().pow(2).sum(-1)[:, None, :]
+    c_logits = (q @ landmark_keys.transpose(1, 2)) * scale - half_landmark + top_norm[..., None]
     c_logits = c_logits.masked_fill(~live[:, None, :], float("-inf"))
     values = torch.cat([v, torch.ones_like(v[..., :1])], dim=-1)  # the last column sums the weights
     if causal and local:
