@@ -98,3 +98,13 @@ def test_train_with_no_settings_chooses_them_from_the_data_and_says_why(tmp_path
                             "--set", "progress=false", "--fixed-defaults"])
     assert r.exit_code == 0, r.output
     assert "defaults" not in json.loads((tmp_path / "fixed" / "metrics.json").read_text())
+
+
+def test_settings_lists_each_methods_keys_with_defaults_and_meaning():
+    r = runner.invoke(app, ["settings", "diffgrm"])
+    assert r.exit_code == 0 and "ocn_fraction" in r.output and "least-confident" in r.output and "peak learning rate" in r.output
+    r = runner.invoke(app, ["settings", "sasrec"])
+    assert r.exit_code == 0 and "attention_rank" in r.output
+    assert "no settings" in runner.invoke(app, ["settings", "itemknn"]).output
+    r = runner.invoke(app, ["settings", "bert4rec"])
+    assert r.exit_code == 2 and "unknown method 'bert4rec'" in r.output

@@ -354,7 +354,7 @@ def train_cmd(
     tags: Optional[Path] = typer.Option(None, "--tags", help="tagcf, or sasrec with --tag-features: folder from `recsage tagcf extract`"),
     tag_features: bool = typer.Option(False, "--tag-features", help="feed TagCF graph item features through the side-info hook"),
     cf_features: bool = typer.Option(False, "--cf-features", help="feed collaborative item vectors (co-occurrence SVD of the training sequences) through the side-info hook"),
-    set_: list[str] = typer.Option([], "--set", help="config override, e.g. --set epochs=20 --set dim=64"),
+    set_: list[str] = typer.Option([], "--set", help="config override, e.g. --set epochs=20 --set dim=64; `recsage settings METHOD` lists the keys"),
     fixed_defaults: bool = typer.Option(False, "--fixed-defaults", help="use the config classes' fixed defaults instead of values chosen from the data"),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", min=0.01, help="wall-clock cap on training; a run it stops says so (stopped_by_time)"),
 ) -> None:
@@ -401,6 +401,20 @@ def train_cmd(
     cols = ["method", "protocol", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "train_seconds", "ms_per_user"]
     _print_rows([row], cols, f"{method} on {data}")
     console.print(f"[green]saved[/] {out}")
+
+
+@app.command("settings")
+@clean_errors
+def settings_cmd(method: str = typer.Argument(..., help="sasrec | tagcf | tiger | lazy | diffgrm | thinking")) -> None:
+    """The `--set KEY=VALUE` keys of `recsage train METHOD`: type, fixed default and meaning.
+    (Without --fixed-defaults, train chooses several of them from the data and says which and why.)"""
+    from recsage.pipelines.train import method_settings
+
+    rows = method_settings(method)
+    if not rows:
+        console.print(f"{method} has no settings")
+        return
+    _print_rows(rows, ["key", "type", "default", "meaning"], f"recsage train {method} --set KEY=VALUE")
 
 
 @app.command("evaluate")

@@ -163,3 +163,33 @@ def recommend_for_user(model_dir: str | Path, prepared: str | Path, user_id: int
     recs = [{"rank": r + 1, "item_id": int(i), "title": str(titles.loc[i]), "score": float(s)} for r, (i, s) in enumerate(zip(ids[0], scores[0])) if i >= 0]
     return {"user": user_id, "history": [str(titles.loc[i]) for i in hist[-10:]], "recommendations": recs,
             "cold_start_fallback": bool(getattr(model, "cold_fallbacks_", 0))}
+
+
+def method_settings(method: str) -> list[dict[str, Any]]:
+    """Every `--set` key of `method`'s config: name, type, fixed default and the meaning written
+    next to it in the config class (the defaults chosen from the data, if any, are in the run's
+    report). itemknn and popularity have no settings."""
+    import inspect
+    import re
+
+    from recsage.recmodels.diffgrm import DiffGRMConfig
+    from recsage.recmodels.tagcf import TagCFConfig
+
+    if method not in METHODS:
+        raise InvalidInputError(f"unknown method {method!r}; known: {', '.join(METHODS)}", field="method")
+    if method == "thinking":
+        from recsage.recmodels.thinking import ThinkingConfig as cls
+    else:
+        cls = {"sasrec": SASRecConfig, "tagcf": TagCFConfig, "tiger": GenerativeConfig, "lazy": GenerativeConfig, "diffgrm": DiffGRMConfig}.get(method)
+    if cls is None:
+        return []
+    meaning: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):  # a subclass's comment wins
+        if "__dataclass_fields__" not in vars(klass):
+            continue
+        for line in inspect.getsource(klass).splitlines():
+            m = re.match(r"\s+(\w+): [^=]+=[^#]*#\s*(.*)$", line)
+            if m:
+                meaning[m.group(1)] = m.group(2)
+    return [{"key": f.name, "type": str(f.type), "default": f.default, "meaning": meaning.get(f.name, "")} for f in fields(cls)]
+

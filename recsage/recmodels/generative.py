@@ -37,34 +37,34 @@ ARCHITECTURES = ("encoder-decoder", "lazy")
 
 @dataclass(frozen=True)
 class GenerativeConfig(ConfigMixin):
-    architecture: str = "lazy"
+    architecture: str = "lazy"  # encoder-decoder (TIGER) or lazy (one context vector per history item)
     max_items: int = 20  # history items the model reads
-    dim: int = 128
+    dim: int = 128  # model width
     n_encoder_layers: int = 4  # encoder-decoder only
-    n_decoder_layers: int = 4
-    n_heads: int = 4
-    ff_mult: int = 4
-    dropout: float = 0.2
+    n_decoder_layers: int = 4  # decoder transformer layers
+    n_heads: int = 4  # attention heads
+    ff_mult: int = 4  # feed-forward width as a multiple of dim
+    dropout: float = 0.2  # dropout everywhere in the network
     use_item_ids: bool = True  # lazy context adds an id embedding to each history item's SID embedding
-    batch_size: int = 256
-    epochs: int = 30
-    lr: float = 1e-3
-    weight_decay: float = 0.01
+    batch_size: int = 256  # training samples per optimiser step
+    epochs: int = 30  # passes over the training data (early stopping may end sooner)
+    lr: float = 1e-3  # peak learning rate (AdamW)
+    weight_decay: float = 0.01  # AdamW weight decay
     history_dropout: float = 0.0  # training only: each history item except the newest is hidden with this probability
     label_smoothing: float = 0.0  # on each level's code distribution; SIDs of similar items share prefixes
     # softmax over the trie: each level's distribution covers only the codes that continue the
     # target's prefix to a real item, in training and in beam search (scores = item log-probs).
     # On Beauty it is part of the recipe that reaches TIGER's numbers (README); coverage@10 .16 → .8.
     trie_softmax: bool = True
-    patience: int = 4
-    beam_size: int = 20
+    patience: int = 4  # epochs without validation gain before stopping
+    beam_size: int = 20  # beam width when decoding (items beyond it count as misses)
     valid_users: int | None = 2000  # validation subsample for early stopping (beam search is costly)
-    seed: int = 0
-    max_steps_per_epoch: int | None = None
-    max_train_seconds: float | None = None
+    seed: int = 0  # seeds weights, batch order and dropout
+    max_steps_per_epoch: int | None = None  # cap on optimiser steps per epoch (None: the whole epoch)
+    max_train_seconds: float | None = None  # wall-clock cap on training (also --max-minutes); a run it stops says so
     lr_schedule: str = "constant"  # or "cosine": decays over `epochs` (set epochs to what the budget allows)
-    warmup_steps: int = 0
-    progress: bool = True
+    warmup_steps: int = 0  # linear learning-rate warm-up steps
+    progress: bool = True  # progress bars
 
 
 @dataclass(frozen=True)

@@ -25,26 +25,26 @@ FORMAT_VERSION = 1
 @dataclass(frozen=True)
 class SASRecConfig(ConfigMixin):
     max_len: int = 20  # history length the model sees (sliding windows cover longer sequences)
-    dim: int = 64
-    n_layers: int = 2
-    n_heads: int = 2
-    dropout: float = 0.3
-    batch_size: int = 256
-    epochs: int = 60
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    patience: int = 5
-    seed: int = 0
-    max_steps_per_epoch: int | None = None
-    max_train_seconds: float | None = None
+    dim: int = 64  # model width
+    n_layers: int = 2  # transformer layers
+    n_heads: int = 2  # attention heads
+    dropout: float = 0.3  # dropout everywhere in the network
+    batch_size: int = 256  # training samples per optimiser step
+    epochs: int = 60  # passes over the training data (early stopping may end sooner)
+    lr: float = 1e-3  # peak learning rate (AdamW)
+    weight_decay: float = 0.0  # AdamW weight decay
+    patience: int = 5  # epochs without validation gain before stopping
+    seed: int = 0  # seeds weights, batch order and dropout
+    max_steps_per_epoch: int | None = None  # cap on optimiser steps per epoch (None: the whole epoch)
+    max_train_seconds: float | None = None  # wall-clock cap on training (also --max-minutes); a run it stops says so
     lr_schedule: str = "constant"  # or "cosine": decays over `epochs` (set epochs to what the budget allows)
-    warmup_steps: int = 0
+    warmup_steps: int = 0  # linear learning-rate warm-up steps
     valid_users: int | None = None  # early-stop on this many validation users (a fixed seeded sample); None: all
     mask_padding: bool = True  # hide left padding as attention keys (False: the session-2 behaviour, padding only zeroed)
     attention: str = "full"  # or "svd": SOLAR's SVD-attention, O(N·d·r) for long histories (recmodels.svd_attention)
     attention_rank: int = 32  # r of the SVD-attention (landmarks per head); exact when a history has ≤ r distinct behaviours
     attention_local: int = 0  # SVD-attention: exact attention over the newest block of this many positions (and the one before); 0 = none
-    progress: bool = True
+    progress: bool = True  # progress bars
 
     def __post_init__(self) -> None:
         if self.attention not in ("full", "svd"):

@@ -82,6 +82,12 @@ def test_diffgrm_trains_and_decodes_only_real_items(small_split, sid_table, tmp_
     assert np.array_equal(back.recommend(q.histories[:20], k=10)[0], ids[:20])
     with pytest.raises(InvalidInputError, match="mismatched codebook"):
         DiffGRMRecommender(SIDTable(sid_table.codes[:100]), cfg()).fit(small_split.train)
+    import json
+
+    meta = json.loads((tmp_path / "d" / "config.json").read_text())
+    (tmp_path / "d" / "config.json").write_text(json.dumps({**meta, "class": "generative"}))  # another architecture's folder
+    with pytest.raises(InvalidInputError, match="expected a diffgrm model"):
+        DiffGRMRecommender.from_pretrained(tmp_path / "d")
 
 
 def test_denoise_search_never_emits_an_invalid_sid_even_untrained(sid_table, small_split):
