@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
 from pathlib import Path
@@ -13,6 +12,7 @@ import pandas as pd
 from recsage.core.errors import InvalidInputError
 from recsage.datasets.builders import RawInteraction, index_ids, interactions_table, items_table, users_table
 from recsage.datasets.tables import Dataset
+from recsage.datasets.tabular import text_lines
 from recsage.datasets.validation import ValidationReport, as_float, as_int, require
 
 _SID_TOKEN = re.compile(r"^<([a-z])_(\d+)>$")
@@ -172,39 +172,35 @@ def load_amazon_reviews(path: str | Path, *, report: ValidationReport | None = N
     """
     path = Path(path)
     report = report or ValidationReport()
-    opener = gzip.open if path.suffix == ".gz" else open
     records = []
     seen = set()
     dupes = 0
-    try:
-        f = opener(path, "rt", encoding="utf-8")
-    except FileNotFoundError:
-        raise InvalidInputError("file not found", file=str(path)) from None
-    with f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
+    for lineno, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
             try:
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise InvalidInputError(f"invalid JSON ({e.msg})", file=str(path), record=f"line {lineno}") from None
-                rec = f"line {lineno}"
-                user = str(require(obj.get("reviewerID"), file=str(path), record=rec, field="reviewerID"))
-                item = str(require(obj.get("asin"), file=str(path), record=rec, field="asin"))
-                ts = as_int(obj.get("unixReviewTime"), file=str(path), record=rec, field="unixReviewTime")
-                rating = as_float(obj.get("overall"), file=str(path), record=rec, field="overall")
-                votes = int(as_float(obj["vote"], file=str(path), record=rec, field="vote")) if obj.get("vote") else 0
-            except InvalidInputError as e:
-                report.reject(e)
-                continue
-            text = str(obj.get("reviewText") or "")
-            key = (user, item, ts, rating, text)
-            if key in seen:
-                dupes += 1
-                continue
-            seen.add(key)
-            records.append((user, item, ts, rating, votes, text, str(obj.get("summary") or ""), lineno))
+                obj = json.loads(line)
+            except (json.JSONDecodeError, RecursionError) as e:
+                raise InvalidInputError(f"invalid JSON ({getattr(e, 'msg', 'nested too deeply')})", file=str(path), record=f"line {lineno}") from None
+            rec = f"line {lineno}"
+            if not isinstance(obj, dict):
+                raise InvalidInputError("expected a JSON object", file=str(path), record=rec)
+            user = str(require(obj.get("reviewerID"), file=str(path), record=rec, field="reviewerID"))
+            item = str(require(obj.get("asin"), file=str(path), record=rec, field="asin"))
+            ts = as_int(obj.get("unixReviewTime"), file=str(path), record=rec, field="unixReviewTime")
+            rating = as_float(obj.get("overall"), file=str(path), record=rec, field="overall")
+            votes = int(as_float(obj["vote"], file=str(path), record=rec, field="vote")) if obj.get("vote") else 0
+        except InvalidInputError as e:
+            report.reject(e)
+            continue
+        text = str(obj.get("reviewText") or "")
+        key = (user, item, ts, rating, text)
+        if key in seen:
+            dupes += 1
+            continue
+        seen.add(key)
+        records.append((user, item, ts, rating, votes, text, str(obj.get("summary") or ""), lineno))
     if not records:
         raise InvalidInputError("no valid reviews", file=str(path))
     item_map = index_ids({r[1] for r in records}, numeric=False)

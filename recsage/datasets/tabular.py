@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import zlib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -27,27 +29,51 @@ def read_table(path: str | Path, **csv_kwargs) -> pd.DataFrame:
         raise
     except pd.errors.ParserError as e:
         raise InvalidInputError(f"malformed CSV: {e}", file=str(path)) from None
+    except UnicodeDecodeError as e:
+        raise InvalidInputError(f"not UTF-8 text ({e.reason} at byte {e.start} of a chunk); re-encode the file as UTF-8", file=str(path)) from None
+    except (EOFError, zlib.error) as e:  # a truncated .gz: click would print only "Aborted."
+        raise InvalidInputError(f"truncated or corrupt gzip ({e})", file=str(path)) from None
     except (OSError, ValueError) as e:
         raise InvalidInputError(f"cannot read: {e}", file=str(path)) from None
     raise InvalidInputError("unsupported format (use .csv, .tsv, .jsonl or .parquet, optionally .gz)", file=str(path))
 
 
-def iter_jsonl(path: Path):
-    """(line number, object) for each non-blank line; a bad line is an error naming file and line."""
+def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, line) of a UTF-8 text file, gzipped or not, a leading BOM skipped. Bytes that
+    are not UTF-8 and a truncated or corrupt .gz become an error naming the file and the line
+    (lines are decoded one by one, so the line number is exact)."""
     import gzip
 
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InvalidInputError(f"invalid JSON ({e.msg})", file=str(path), record=f"line {lineno}") from None
-            if not isinstance(obj, dict):
-                raise InvalidInputError("expected a JSON object", file=str(path), record=f"line {lineno}")
-            yield lineno, obj
+    lineno = 0
+    try:
+        with opener(path, "rb") as f:
+            for lineno, raw in enumerate(f, start=1):
+                try:
+                    yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                except UnicodeDecodeError as e:
+                    raise InvalidInputError(f"not UTF-8 text ({e.reason} at byte {e.start} of the line); re-encode the file as UTF-8",
+                                            file=str(path), record=f"line {lineno}") from None
+    except FileNotFoundError:
+        raise InvalidInputError("file not found", file=str(path)) from None
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+        raise InvalidInputError(f"truncated or corrupt gzip after {lineno} complete lines ({e})", file=str(path), record=f"line {lineno + 1}") from None
+
+
+def iter_jsonl(path: Path):
+    """(line number, object) for each non-blank line; a bad line is an error naming file and line."""
+    for lineno, line in text_lines(path):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise InvalidInputError(f"invalid JSON ({e.msg})", file=str(path), record=f"line {lineno}") from None
+        except RecursionError:
+            raise InvalidInputError("JSON nested too deeply", file=str(path), record=f"line {lineno}") from None
+        if not isinstance(obj, dict):
+            raise InvalidInputError("expected a JSON object", file=str(path), record=f"line {lineno}")
+        yield lineno, obj
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
