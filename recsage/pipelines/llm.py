@@ -12,17 +12,65 @@ from recsage.llm.embedded import EMBEDDED_MODELS, cache_dir, is_installed
 from recsage.llm.registry import LLMConfig
 
 
-def llm_generate(prompt: str, *, schema_path: str | Path | None = None, config: LLMConfig | None = None, max_tokens: int = 256, temperature: float = 0.0) -> dict[str, Any]:
+def output_schema(text: str, source: str) -> dict[str, Any]:
+    """A user's JSON Schema for structured output, checked before any generation: valid JSON, a
+    valid schema (Draft 2020-12, by the jsonschema library), an object at the top (the output is
+    one JSON object), and every `$ref` local and resolvable. `source` names it in errors."""
+    import jsonschema
+
+    try:
+        schema = json.loads(text.lstrip("\ufeff"))
+    except json.JSONDecodeError as e:
+        raise InvalidInputError(f"invalid JSON ({e.msg})", file=source, record=f"line {e.lineno}") from None
+    except RecursionError:
+        raise InvalidInputError("JSON nested too deeply", file=source) from None
+    if not isinstance(schema, dict):
+        raise InvalidInputError(f"a JSON Schema is an object, got a JSON {type(schema).__name__}", file=source)
+    try:
+        jsonschema.Draft202012Validator.check_schema(schema)
+    except jsonschema.SchemaError as e:
+        where = "/".join(str(p) for p in e.absolute_path) or "(top level)"
+        raise InvalidInputError(f"not a valid JSON Schema: {e.message[:200]}", file=source, field=where) from None
+    if schema.get("type") != "object":
+        raise InvalidInputError(f'structured output is one JSON object: the schema\'s top level needs "type": "object", got {schema.get("type")!r}',
+                                file=source, field="type")
+    for ref in _refs(schema):
+        if not ref.startswith("#"):
+            raise InvalidInputError(f"$ref {ref!r}: only references inside the schema (#/...) are followed (nothing is fetched)", file=source, field="$ref")
+        node: Any = schema
+        for part in [p.replace("~1", "/").replace("~0", "~") for p in ref[1:].split("/") if p]:
+            node = node.get(part) if isinstance(node, dict) else None
+            if node is None:
+                raise InvalidInputError(f"$ref {ref!r} points to nothing in the schema", file=source, field="$ref")
+    return schema
+
+
+def _refs(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        own = [node["$ref"]] if isinstance(node.get("$ref"), str) else []
+        return own + [r for v in node.values() for r in _refs(v)]
+    if isinstance(node, list):
+        return [r for v in node for r in _refs(v)]
+    return []
+
+
+def llm_generate(prompt: str, *, schema_path: str | Path | None = None, schema_text: str | None = None, config: LLMConfig | None = None,
+                 max_tokens: int = 256, temperature: float = 0.0) -> dict[str, Any]:
+    """One generation; with a schema (a file, or its text from the workbench) the output is
+    constrained and validated, and the schema is refused before the model runs if it is bad."""
     if not prompt.strip():
         raise InvalidInputError("empty prompt", field="prompt")
     schema = None
     if schema_path:
         try:
-            schema = json.loads(Path(schema_path).read_text())
+            schema_text = Path(schema_path).read_text(encoding="utf-8")
         except FileNotFoundError:
             raise InvalidInputError("file not found", file=str(schema_path)) from None
-        except json.JSONDecodeError as e:
-            raise InvalidInputError(f"invalid JSON ({e.msg})", file=str(schema_path), record=f"line {e.lineno}") from None
+        except UnicodeDecodeError:
+            raise InvalidInputError("not UTF-8 text", file=str(schema_path)) from None
+        schema = output_schema(schema_text, str(schema_path))
+    elif schema_text and schema_text.strip():
+        schema = output_schema(schema_text, "the schema box")
     backend = get_backend(config=config or LLMConfig.from_env())
     params = GenerationParams(max_tokens=max_tokens, temperature=temperature)
     conv = [{"role": "user", "content": prompt}]

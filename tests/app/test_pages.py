@@ -238,3 +238,16 @@ def test_comments_page_shows_labels_ranking_and_a_users_engagement(lcu_work):
     assert any("Why:" in md.value for md in at.markdown)
     at.radio[0].set_value("valid").run()
     assert not at.exception
+
+
+def test_llm_playground_refuses_a_bad_schema_without_generating(monkeypatch):
+    """The schema is checked before a backend exists (it used to fail after ~35 s of generation)."""
+    import recsage.pipelines.llm as llm_pipeline
+
+    monkeypatch.setattr(llm_pipeline, "get_backend", lambda **kw: pytest.fail("a backend was created for a bad schema"))
+    at = AppTest.from_file(str(PAGES / "llm_playground.py"), default_timeout=60)
+    at.run()
+    at.text_area[1].set_value(json.dumps({"type": "object", "properties": {"a": {"type": "strng"}}}))
+    at.button[0].click().run()
+    assert not at.exception
+    assert any("not a valid JSON Schema" in e.value for e in at.error)

@@ -16,24 +16,13 @@ base_url = st.text_input("Base URL (openai backend)", "http://127.0.0.1:8000/v1"
 prompt = st.text_area("Prompt", "Give three short topic tags for: Stanley Sharpshooter 1/2-inch staples, steel, 1000 count.")
 schema_text = st.text_area("JSON schema (optional: output is constrained and validated)", "")
 if st.button("Generate", type="primary"):
-    import tempfile
-
     try:
-        path = None
-        if schema_text.strip():
-            json.loads(schema_text)
-            path = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)
-            path.write(schema_text)
-            path.close()
-            path = path.name
-        with st.spinner("Generating…"):
-            res = llm_generate(prompt, schema_path=path, config=LLMConfig.from_env(backend=backend, model=model or None, base_url=base_url))
+        with st.spinner("Generating…"):  # a bad schema is refused before the model runs
+            res = llm_generate(prompt, schema_text=schema_text or None, config=LLMConfig.from_env(backend=backend, model=model or None, base_url=base_url))
         if "text" in res:
             st.text(res["text"])
         else:
             st.json(res["value"]) if res["ok"] else st.error(res["error"])
         st.caption(json.dumps({k: v for k, v in res.items() if k not in ("text", "value", "raw")}, default=str))
-    except json.JSONDecodeError as e:
-        st.error(f"schema is not valid JSON: {e}")
     except RecsageError as e:
         show_error(e)
