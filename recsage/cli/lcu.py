@@ -26,7 +26,7 @@ def lcu_annotate(
     data: Path = DATA_OPT, out: Path = OUT_OPT, source: str = SOURCE_OPT,
     n: int = typer.Option(1000, "--n", help="training comments for the LLM to label (a sample; resumes)"),
     seed: int = typer.Option(0, "--seed"),
-    k: Optional[int] = typer.Option(None, "--k", help="visible comments per example (default 6, or what the folder recorded)"),
+    k: Optional[int] = typer.Option(None, "--k", min=1, help="visible comments per example (default 6, or what the folder recorded)"),
     max_threads: Optional[int] = typer.Option(None, "--max-threads", help="keep only the most recent N threads (default: all, or what the folder recorded)"),
     backend: Optional[str] = BACKEND_OPT, model: Optional[str] = MODEL_OPT, base_url: Optional[str] = URL_OPT,
     engine: str = ENGINE_OPT, ray_address: Optional[str] = RAY_ADDRESS_OPT, actors: int = ACTORS_OPT,
@@ -65,7 +65,7 @@ def lcu_train_cmd(
     labels: bool = typer.Option(True, "--labels/--no-labels", help="LLM (student) comment labels"),
     aux_user: float = typer.Option(0.001, "--aux-user", help="λ1, user-specific comment ranking (0 = off)"),
     aux_popular: float = typer.Option(0.1, "--aux-popular", help="λ2, user-agnostic ranking by upvotes (0 = off)"),
-    epochs: int = typer.Option(4, "--epochs"), seed: int = typer.Option(0, "--seed"),
+    epochs: int = typer.Option(4, "--epochs", min=1), seed: int = typer.Option(0, "--seed"),
     budget: Optional[float] = typer.Option(None, "--time-budget", help="seconds of training at most"),
 ) -> None:
     """Engagement model (DCN + field attention, WLR + correction) with the two auxiliary ranking heads."""

@@ -246,10 +246,10 @@ def sid_fit(
     items: Path = typer.Option(..., "--items", help="prepared dataset folder (recsage data prepare)"),
     method: str = typer.Option("rqkmeans", "--method", help="rqkmeans | balanced | rqvae | parallel (DiffGRM's decoupled digits)"),
     source: str = typer.Option("text", "--source", help="text (sentence embeddings) | cf (co-occurrence SVD) | fused (text pulled toward co-consumed items)"),
-    levels: int = typer.Option(3, "--levels"),
-    codes: int = typer.Option(256, "--codes"),
+    levels: int = typer.Option(3, "--levels", min=1, help="digits per semantic ID"),
+    codes: int = typer.Option(256, "--codes", min=2, help="codes per digit"),
     collision: str = typer.Option("suffix", "--collision", help="suffix (extra level) | reassign (nearest free leaf) | none"),
-    epochs: Optional[int] = typer.Option(None, "--epochs", help="rqvae only"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="rqvae only"),
     seed: int = typer.Option(0, "--seed"),
     out: Path = typer.Option(..., "--out"),
 ) -> None:
@@ -442,7 +442,7 @@ def recommend_cmd(
     model: Path = typer.Option(..., "--model"),
     data: Path = typer.Option(..., "--data"),
     user: int = typer.Option(..., "--user"),
-    k: int = typer.Option(10, "--k"),
+    k: int = typer.Option(10, "--k", min=1),
 ) -> None:
     """Top-K items (with titles) for one user."""
     from recsage.pipelines.train import recommend_for_user

@@ -26,11 +26,28 @@ GENERATIVE = ("tiger", "lazy", "diffgrm", "thinking")  # decoded by beam search:
 
 
 def _config(cls, params: dict[str, Any], **fixed: Any):
-    names = {f.name for f in fields(cls)}
-    unknown = set(params) - names
+    types = {f.name: str(f.type) for f in fields(cls)}
+    unknown = set(params) - set(types)
     if unknown:
-        raise InvalidInputError(f"unknown parameter(s) {sorted(unknown)} for {cls.__name__}; known: {sorted(names)}", field=sorted(unknown)[0])
+        raise InvalidInputError(f"unknown parameter(s) {sorted(unknown)} for {cls.__name__}; known: {sorted(types)}", field=sorted(unknown)[0])
+    for key, value in params.items():
+        check_setting_type(key, value, types[key])
     return cls(**{**params, **fixed})
+
+
+def check_setting_type(key: str, value: Any, annotation: str) -> None:
+    """`--set key=value` against the config field's annotation ("int", "float | None", …), before
+    any work: a string where a number belongs used to fail minutes later inside torch."""
+    allowed = {part.strip() for part in annotation.split("|")}
+    if value is None and "None" in allowed:
+        return
+    ok = (("bool" in allowed and isinstance(value, bool))
+          or ("int" in allowed and isinstance(value, int) and not isinstance(value, bool))
+          or ("float" in allowed and isinstance(value, (int, float)) and not isinstance(value, bool))
+          or ("str" in allowed and isinstance(value, str))
+          or not allowed & {"bool", "int", "float", "str"})  # other annotations: left to the config
+    if not ok:
+        raise InvalidInputError(f"--set {key}={json.dumps(value)}: expected {annotation}, got {type(value).__name__}", field=key)
 
 
 def resolve_sid(dataset: Dataset, sid: str | None) -> SIDTable:
@@ -95,6 +112,7 @@ def train_recommender(method: str, prepared: str | Path, *, protocol: str = "loo
 def _train(method: str, prepared: str | Path, *, protocol: str, sid: str | None, out: str | Path | None, seed: int, ks: tuple[int, ...],
            side_features: np.ndarray | None, split: Split | None, dataset: Dataset | None, item_tags: np.ndarray | None,
            logic: np.ndarray | None, adapt_defaults: bool, **params: Any) -> tuple[Any, dict[str, Any]]:
+    check_settings(method, params)  # before any data is read
     if split is None or dataset is None:
         dataset, split = load_split(prepared, protocol)
     defaults: dict[str, Any] = {}
@@ -192,4 +210,18 @@ def method_settings(method: str) -> list[dict[str, Any]]:
             if m:
                 meaning[m.group(1)] = m.group(2)
     return [{"key": f.name, "type": str(f.type), "default": f.default, "meaning": meaning.get(f.name, "")} for f in fields(cls)]
+
+
+def check_settings(method: str, params: dict[str, Any]) -> None:
+    """Unknown `--set` keys and values of the wrong type are refused up front (the config classes
+    re-check ranges they know, e.g. DiffGRM's ocn_fraction)."""
+    types = {r["key"]: r["type"] for r in method_settings(method)}
+    if not types:
+        return
+    unknown = set(params) - set(types) - ({"thought", "interest_key"} if method == "thinking" else set())  # OneReason's pipeline keys
+    if unknown:
+        raise InvalidInputError(f"unknown parameter(s) {sorted(unknown)} for {method}; known: {sorted(types)}", field=sorted(unknown)[0])
+    for key, value in params.items():
+        if key in types:
+            check_setting_type(key, value, types[key])
 
