@@ -1,10 +1,12 @@
 """Workbench: time to first render of every page in a real Chromium, and of the role graph with
 ≥ 5,000 edges (server-side view + interactive drawing, then in the browser).
 
-Run: .venv/bin/python benchmarks/bench_app.py
+Run: .venv/bin/python benchmarks/bench_app.py [--screenshots]
 The large graph is real: MovieLens-100K users' profile combinations (occupation · age band ·
 gender, 168 roles) against the 18 genres, edges from behavioural co-occurrence (5,558 edges).
-Needs Debian's Chromium (`make browser`). Writes results/bench_app.json and screenshots.
+Needs Debian's Chromium (`make browser`). Writes results/bench_app.json and the large graph's
+screenshot; with `--screenshots` it also runs the browser test with RECSAGE_SCREENSHOTS pointed at
+results/screenshots/, so the committed page screenshots come from here, never from `make test`.
 """
 
 from __future__ import annotations
@@ -110,6 +112,9 @@ def main() -> None:
     print_table(rows, ["dataset", "method", "edges", "seconds", "first_render_seconds", "peak_mb", "html_kb"],
                 "Workbench render times (first visit, cold caches; 2 cores, headless Chromium)")
     write_results("bench_app", rows)
+    if "--screenshots" in sys.argv:  # every page, by the browser test, into the committed folder
+        env = {**os.environ, "RECSAGE_SCREENSHOTS": str(RESULTS / "screenshots")}
+        subprocess.run([sys.executable, "-m", "pytest", "-q", str(REPO / "tests" / "app" / "test_browser.py")], env=env, check=True)
 
 
 if __name__ == "__main__":

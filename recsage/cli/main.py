@@ -647,12 +647,14 @@ def app_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="bind address (127.0.0.1 unless you mean to expose it)"),
     port: int = typer.Option(8501, "--port"),
 ) -> None:
-    """Start the Streamlit workbench."""
-    import subprocess
+    """Start the Streamlit workbench (this process becomes the server: stopping it stops the server)."""
+    import os
     import sys
 
     script = Path(__file__).resolve().parents[1] / "app" / "workbench.py"
     cmd = [sys.executable, "-m", "streamlit", "run", str(script), "--server.address", host, "--server.port", str(port),
            "--server.headless", "true", "--server.maxUploadSize", "20", "--browser.gatherUsageStats", "false"]
     console.print(f"workbench on http://{host}:{port}")
-    raise typer.Exit(subprocess.call(cmd))
+    sys.stdout.flush()
+    # exec, not a child process: a SIGTERM to `recsage app` used to leave Streamlit serving with parent PID 1
+    os.execv(sys.executable, cmd)
