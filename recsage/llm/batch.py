@@ -28,6 +28,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from recsage.core.errors import InvalidInputError, RecsageError
+from recsage.core.heartbeat import heartbeat
 from recsage.llm.errors import EngineError, TransientLLMError
 
 ENGINES = ("local", "ray")
@@ -280,20 +281,23 @@ class BatchJob:
         start = time.perf_counter()
         bar = tqdm(total=total, desc=self.desc, unit="rec", disable=not self.progress, dynamic_ncols=True)
         writer = PartWriter(part, summary, bar, start)
+        status = (lambda: f"{self.desc}: {summary.new_ok} ok, {summary.new_failed} failed, {summary.skipped_done} already done"
+                  + (f" of {total}" if total else ""))
         try:
-            if self.stage is not None:
-                from recsage.llm.ray_processor import run_task_on_processor
+            with heartbeat(status, enabled=not self.progress):  # a line every 30 s when no bar shows
+                if self.stage is not None:
+                    from recsage.llm.ray_processor import run_task_on_processor
 
-                run_task_on_processor(self, records, finished, writer)
-            elif self.engine.engine == "ray":
-                from recsage.llm.ray_engine import run_on_ray
+                    run_task_on_processor(self, records, finished, writer)
+                elif self.engine.engine == "ray":
+                    from recsage.llm.ray_engine import run_on_ray
 
-                run_on_ray(self, records, finished, writer)
-            elif not isinstance(records, Iterable) or isinstance(records, (str, bytes)):
-                raise EngineError(f"the local engine reads an iterable of records, got {type(records).__name__}; "
-                                  "a Ray Dataset needs --engine ray")
-            else:
-                self._run_local(self.pending(records, finished, writer), writer)
+                    run_on_ray(self, records, finished, writer)
+                elif not isinstance(records, Iterable) or isinstance(records, (str, bytes)):
+                    raise EngineError(f"the local engine reads an iterable of records, got {type(records).__name__}; "
+                                      "a Ray Dataset needs --engine ray")
+                else:
+                    self._run_local(self.pending(records, finished, writer), writer)
         finally:
             bar.close()
             writer.close()

@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from recsage.core.heartbeat import heartbeat
+
 
 @dataclass(frozen=True)
 class TrainerConfig:
@@ -138,64 +140,69 @@ class Trainer:
         # a resumed run counts the time its killed predecessors trained (for its report and its budget)
         res.prior_seconds = json.loads(ck["meta"]).get("seconds", 0.0) if res.resumed_from is not None else 0.0
         t0 = time.perf_counter() - res.prior_seconds
-        for epoch in range(start_epoch, c.epochs):
-            torch.manual_seed(c.seed * 100_003 + epoch)  # dropout stream depends only on (seed, epoch)
-            model.train()
-            total, n = 0.0, 0
-            batches = list(self.batches(epoch))
-            batches = batches[: len(batches) // world * world][rank::world]  # equal counts: DDP ranks must step together
-            if c.max_steps_per_epoch:
-                batches = batches[: c.max_steps_per_epoch]
-            bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not c.progress or rank != 0, leave=False)
-            for i, batch in enumerate(bar):
-                lr = lr_at(c, epoch * len(batches) + i, c.epochs * len(batches))
-                for group in opt.param_groups:
-                    group["lr"] = lr
-                loss = self.loss(model, batch)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                total += loss.item()
-                n += 1
-                bar.set_postfix(loss=f"{total / n:.4f}")
-                # checked after every step, so a slow model (a TIGER-size encoder-decoder's Beauty epoch takes
-                # ~18 minutes on 2 CPU cores) cannot overrun its budget by most of an epoch; under DDP every 16
-                # steps, since the ranks must leave the loop at the same step
-                if c.max_seconds and (world == 1 or i % 16 == 15) and _over_budget(t0, c.max_seconds):
+        state: dict[str, Any] = {"epoch": start_epoch, "step": 0, "steps": 0, "loss": float("nan")}
+        status = lambda: f"training: epoch {state['epoch'] + 1}/{c.epochs}, step {state['step']}/{state['steps']}, loss {state['loss']:.4f}"  # noqa: E731
+        with heartbeat(status, enabled=not c.progress and rank == 0):  # a line every 30 s when no bar shows
+            for epoch in range(start_epoch, c.epochs):
+                torch.manual_seed(c.seed * 100_003 + epoch)  # dropout stream depends only on (seed, epoch)
+                model.train()
+                total, n = 0.0, 0
+                batches = list(self.batches(epoch))
+                batches = batches[: len(batches) // world * world][rank::world]  # equal counts: DDP ranks must step together
+                if c.max_steps_per_epoch:
+                    batches = batches[: c.max_steps_per_epoch]
+                bar = tqdm(batches, desc=f"epoch {epoch}", unit="batch", disable=not c.progress or rank != 0, leave=False)
+                state.update(epoch=epoch, steps=len(batches))
+                for i, batch in enumerate(bar):
+                    lr = lr_at(c, epoch * len(batches) + i, c.epochs * len(batches))
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+                    loss = self.loss(model, batch)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    total += loss.item()
+                    n += 1
+                    state.update(step=n, loss=total / n)
+                    bar.set_postfix(loss=f"{total / n:.4f}")
+                    # checked after every step, so a slow model (a TIGER-size encoder-decoder's Beauty epoch takes
+                    # ~18 minutes on 2 CPU cores) cannot overrun its budget by most of an epoch; under DDP every 16
+                    # steps, since the ranks must leave the loop at the same step
+                    if c.max_seconds and (world == 1 or i % 16 == 15) and _over_budget(t0, c.max_seconds):
+                        res.stopped_by_time = True
+                        break
+                row = {"epoch": epoch, "loss": total / max(n, 1), "seconds": round(time.perf_counter() - t0, 1)}
+                if n < len(batches):
+                    row["partial"] = n / len(batches)  # the budget ran out inside this epoch
+                stop = res.stopped_by_time
+                if self.validate is not None and (epoch + 1) % c.eval_every == 0:
+                    self.module.eval()
+                    metric = self.validate() if rank == 0 else 0.0
+                    metric = _broadcast(metric)
+                    row["valid"] = metric
+                    if metric > res.best_metric:
+                        res.best_metric, res.best_epoch, bad_epochs = metric, epoch, 0
+                        best_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
+                        if paths and rank == 0:
+                            torch.save(best_state, paths[1])
+                    else:
+                        bad_epochs += 1
+                        stop = stop or bad_epochs >= c.patience
+                res.history.append(row)
+                res.epochs_run += 1
+                if c.progress and rank == 0:
+                    tqdm.write(json.dumps(row))
+                if paths and rank == 0:
+                    meta = {"epoch": epoch, "bad_epochs": bad_epochs, "best_epoch": res.best_epoch, "best_metric": res.best_metric, "history": res.history,
+                            "seconds": time.perf_counter() - t0}
+                    tmp = paths[0].with_suffix(".tmp")
+                    torch.save({"model": self.module.state_dict(), "optimizer": opt.state_dict(), "meta": json.dumps(meta)}, tmp)
+                    os.replace(tmp, paths[0])  # atomic: a kill never leaves a half-written checkpoint
+                if c.max_seconds and _over_budget(t0, c.max_seconds):
                     res.stopped_by_time = True
+                    stop = True
+                if stop:
                     break
-            row = {"epoch": epoch, "loss": total / max(n, 1), "seconds": round(time.perf_counter() - t0, 1)}
-            if n < len(batches):
-                row["partial"] = n / len(batches)  # the budget ran out inside this epoch
-            stop = res.stopped_by_time
-            if self.validate is not None and (epoch + 1) % c.eval_every == 0:
-                self.module.eval()
-                metric = self.validate() if rank == 0 else 0.0
-                metric = _broadcast(metric)
-                row["valid"] = metric
-                if metric > res.best_metric:
-                    res.best_metric, res.best_epoch, bad_epochs = metric, epoch, 0
-                    best_state = {k: v.detach().clone() for k, v in self.module.state_dict().items()}
-                    if paths and rank == 0:
-                        torch.save(best_state, paths[1])
-                else:
-                    bad_epochs += 1
-                    stop = stop or bad_epochs >= c.patience
-            res.history.append(row)
-            res.epochs_run += 1
-            if c.progress and rank == 0:
-                tqdm.write(json.dumps(row))
-            if paths and rank == 0:
-                meta = {"epoch": epoch, "bad_epochs": bad_epochs, "best_epoch": res.best_epoch, "best_metric": res.best_metric, "history": res.history,
-                        "seconds": time.perf_counter() - t0}
-                tmp = paths[0].with_suffix(".tmp")
-                torch.save({"model": self.module.state_dict(), "optimizer": opt.state_dict(), "meta": json.dumps(meta)}, tmp)
-                os.replace(tmp, paths[0])  # atomic: a kill never leaves a half-written checkpoint
-            if c.max_seconds and _over_budget(t0, c.max_seconds):
-                res.stopped_by_time = True
-                stop = True
-            if stop:
-                break
         if best_state is not None:
             self.module.load_state_dict(best_state)
         self.module.eval()
