@@ -441,12 +441,23 @@ def evaluate_cmd(
 def recommend_cmd(
     model: Path = typer.Option(..., "--model"),
     data: Path = typer.Option(..., "--data"),
-    user: int = typer.Option(..., "--user"),
+    user: Optional[int] = typer.Option(None, "--user", help="one user (internal id): top-K with titles on screen"),
+    users: Optional[str] = typer.Option(None, "--users", help="'all' or a file with a 'user' column of raw user ids (needs --out)"),
+    histories: Optional[Path] = typer.Option(None, "--histories", help="JSONL rows {\"id\": …, \"history\": [raw item ids]} (needs --out)"),
     k: int = typer.Option(10, "--k", min=1),
+    include_seen: bool = typer.Option(False, "--include-seen", help="batch: allow items already in the history"),
+    out: Optional[Path] = typer.Option(None, "--out", help="batch output: .parquet, .csv or .jsonl"),
 ) -> None:
-    """Top-K items (with titles) for one user."""
-    from recsage.pipelines.train import recommend_for_user
+    """Top-K items for one user (--user), or for many (--users all|FILE, or --histories FILE) into --out."""
+    from recsage.pipelines.train import recommend_batch, recommend_for_user
 
+    if sum(x is not None for x in (user, users, histories)) != 1:
+        raise InvalidInputError("give exactly one of --user, --users and --histories", field="user")
+    if user is None:
+        if out is None:
+            raise InvalidInputError("--users/--histories write their rows to --out (.parquet, .csv or .jsonl)", field="out")
+        console.print_json(json.dumps(recommend_batch(model, data, users=users, histories=histories, k=k, include_seen=include_seen, out=out)))
+        return
     res = recommend_for_user(model, data, user, k)
     console.print(f"[bold]user {user}[/] recent history: {res['history']}")
     if res["cold_start_fallback"]:
