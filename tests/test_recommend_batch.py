@@ -81,3 +81,20 @@ def test_bad_batch_requests_are_clean_errors(trained, case):
     if case in ("unknown_user", "unknown_item"):
         assert "line 2" in out or "line 1" in out
         assert not (trained / "x.parquet").exists()
+
+
+def test_evaluate_scores_user_supplied_queries(trained):
+    from recsage.datasets import Dataset
+
+    ds = Dataset.load(trained / "sci")
+    items = ds.items["raw_id"].astype(str).tolist()
+    q = trained / "synthetic_queries.jsonl"
+    q.write_text("".join(json.dumps({"history": items[i : i + 3], "target": items[i + 3]}) + "\n" for i in range(0, 40, 4)))
+    r = runner.invoke(app, ["evaluate", "--model", str(trained / "knn" / "model"), "--data", str(trained / "sci"), "--queries", str(q), "--ks", "10"])
+    assert r.exit_code == 0, r.output
+    res = json.loads(r.output[r.output.index("{"):])
+    assert res["n_users"] == 10 and 0 <= res["ndcg@10"] <= 1
+    q.write_text(json.dumps({"history": items[:2], "target": "no-such-item"}) + "\n")
+    r = runner.invoke(app, ["evaluate", "--model", str(trained / "knn" / "model"), "--data", str(trained / "sci"), "--queries", str(q)])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "line 1" in out and "target" in out and "no-such-item" in out

@@ -424,15 +424,27 @@ def evaluate_cmd(
     data: Path = typer.Option(..., "--data"),
     protocol: str = typer.Option("loo", "--protocol"),
     ks: str = typer.Option("5,10,20", "--ks"),
+    queries: Optional[Path] = typer.Option(None, "--queries", help="JSONL {\"history\": [raw item ids], \"target\": raw item id} rows: your own protocol"),
+    include_seen: bool = typer.Option(False, "--include-seen", help="with --queries: items in the history may be recommended"),
 ) -> None:
-    """Score a saved model on a prepared dataset's test split (full ranking)."""
+    """Score a saved model on a prepared dataset's test split (full ranking), or on your own queries."""
+    from recsage.datasets import Dataset
     from recsage.evaluation import evaluate
     from recsage.pipelines.data import load_split
-    from recsage.pipelines.train import load_model
+    from recsage.pipelines.train import load_model, queries_from_file
 
-    _, split = load_split(data, protocol)
+    try:
+        cutoffs = tuple(int(k) for k in ks.split(","))
+    except ValueError:
+        raise InvalidInputError(f"--ks takes comma-separated integers, got {ks!r}", field="ks") from None
+    if queries is not None:
+        ds = Dataset.load(data)
+        qs, n_items, exclude = queries_from_file(queries, ds), ds.n_items, not include_seen
+    else:
+        _, split = load_split(data, protocol)
+        qs, n_items, exclude = split.test, split.n_items, split.exclude_seen
     m = load_model(model)
-    res = evaluate(m, split.test, tuple(int(k) for k in ks.split(",")), n_items=split.n_items, exclude_seen=split.exclude_seen)
+    res = evaluate(m, qs, cutoffs, n_items=n_items, exclude_seen=exclude)
     console.print_json(json.dumps(res))
 
 

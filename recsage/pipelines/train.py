@@ -14,6 +14,7 @@ import pandas as pd
 from recsage.core.errors import InvalidInputError
 from recsage.core.seeding import set_seed
 from recsage.datasets import Dataset, Split
+from recsage.datasets.splits import QuerySet
 from recsage.evaluation import evaluate
 from recsage.pipelines.data import load_split
 from recsage.pipelines.sid import published_sid_table
@@ -182,6 +183,31 @@ def recommend_for_user(model_dir: str | Path, prepared: str | Path, user_id: int
     recs = [{"rank": r + 1, "item_id": int(i), "title": str(titles.loc[i]), "score": float(s)} for r, (i, s) in enumerate(zip(ids[0], scores[0])) if i >= 0]
     return {"user": user_id, "history": [str(titles.loc[i]) for i in hist[-10:]], "recommendations": recs,
             "cold_start_fallback": bool(getattr(model, "cold_fallbacks_", 0))}
+
+
+def queries_from_file(path: str | Path, dataset: Dataset) -> QuerySet:
+    """User-supplied (history, target) rows — JSONL {"history": [raw item ids, oldest first],
+    "target": raw item id} — as a QuerySet over the dataset's items, so a user's own protocol can
+    be scored by `evaluate`. An unknown item names the file, line and field."""
+    from recsage.datasets.tabular import iter_jsonl
+
+    item_of_raw = {str(r): int(i) for r, i in zip(dataset.items["raw_id"], dataset.items["item_id"])}
+    histories, targets = [], []
+    for lineno, row in iter_jsonl(Path(path)):
+        where = {"file": str(path), "record": f"line {lineno}"}
+        if not isinstance(row.get("history"), list):
+            raise InvalidInputError("needs a \"history\" list of raw item ids", field="history", **where)
+        if "target" not in row:
+            raise InvalidInputError("needs a \"target\" raw item id", field="target", **where)
+        for field_name, ids in (("history", row["history"]), ("target", [row["target"]])):
+            unknown = [x for x in ids if str(x) not in item_of_raw]
+            if unknown:
+                raise InvalidInputError(f"unknown item id(s) {unknown[:3]}", field=field_name, **where)
+        histories.append(np.array([item_of_raw[str(x)] for x in row["history"]], dtype=np.int64))
+        targets.append(item_of_raw[str(row["target"])])
+    if not targets:
+        raise InvalidInputError("no queries", file=str(path))
+    return QuerySet(np.arange(len(targets)), histories, np.asarray(targets, dtype=np.int64))
 
 
 def recommend_batch(model_dir: str | Path, prepared: str | Path, *, users: str | Path | None = "all", histories: str | Path | None = None,
