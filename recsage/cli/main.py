@@ -87,7 +87,10 @@ def data_prepare(
     out: Path = typer.Option(..., "--out", help="output folder (Parquet + summary.json)"),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="skip bad rows and count them in validation_report.json"),
     items: Optional[Path] = typer.Option(None, "--items", help="generic: item table (CSV/JSONL/Parquet)"),
-    mapping: Optional[str] = typer.Option(None, "--mapping", help="generic: e.g. user=uid,item=sku,timestamp=ts,title=name"),
+    mapping: Optional[str] = typer.Option(None, "--mapping", help="generic: FIELD=COLUMN pairs, e.g. user=uid,item=sku,timestamp=ts,title=name. "
+                                          "Fields: user, item, timestamp, rating (interactions); title, description, brand, categories, "
+                                          "categories_sep (--items table); split (a train/valid/test column: your own split, kept as "
+                                          "protocol 'given'). Defaults: user=user_id, item=item_id, timestamp=timestamp, title=title"),
     order: str = typer.Option("timestamp", "--order", help="generic: 'timestamp' (sort) or 'file' (rows already in order)"),
 ) -> None:
     """Load, validate and write a dataset as Parquet, with its splits and a JSON summary."""

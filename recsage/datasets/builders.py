@@ -19,6 +19,7 @@ class RawInteraction:
     timestamp: int
     rating: float | None
     record: int | str  # where it came from, for error messages
+    split: str | None = None  # the source's own train/valid/test label, when it has one (generic --mapping split=COL)
 
 
 def index_ids(raw_ids: Iterable[str], numeric: bool = True) -> dict[str, int]:
@@ -60,7 +61,7 @@ def interactions_table(
     `ordered=True` means the source lists each user's rows in sequence order already, so a
     timestamp that goes backwards is an error in the source, not something to silently re-sort.
     """
-    users, items, times, ratings = [], [], [], []
+    users, items, times, ratings, splits = [], [], [], [], []
     last_time: dict[str, tuple[int, int | str]] = {}
     for r in rows:
         if r.item not in item_ids:
@@ -85,6 +86,7 @@ def interactions_table(
         items.append(item_ids[r.item])
         times.append(r.timestamp)
         ratings.append(np.nan if r.rating is None else r.rating)
+        splits.append(r.split)
     df = pd.DataFrame(
         {
             "user_id": np.asarray(users, dtype=np.int64),
@@ -93,6 +95,8 @@ def interactions_table(
             "rating": np.asarray(ratings, dtype=np.float64),
         }
     )
+    if any(x is not None for x in splits):
+        df["split"] = splits
     # stable sort keeps file order among equal timestamps
     return df.sort_values(["user_id", "timestamp"], kind="stable").reset_index(drop=True)
 

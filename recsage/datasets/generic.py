@@ -14,6 +14,9 @@ from recsage.datasets.tabular import read_table, record_label, require_columns
 from recsage.datasets.validation import ValidationReport, as_float, as_int, check_unique, require
 
 
+SPLIT_LABELS = ("train", "valid", "test")
+
+
 @dataclass(frozen=True)
 class ColumnMapping:
     """Which source column holds each canonical field; `None` = absent."""
@@ -27,6 +30,7 @@ class ColumnMapping:
     brand: str | None = None
     categories: str | None = None
     categories_sep: str = ","
+    split: str | None = None  # a column labelling each row train / valid / test: your own split, kept as the "given" protocol
 
     @classmethod
     def parse(cls, spec: str | None) -> ColumnMapping:
@@ -61,7 +65,7 @@ def load_generic(
     report = report or ValidationReport()
     ifile = str(interactions)
     df = read_table(interactions)
-    require_columns(df, [c for c in (m.user, m.item, m.timestamp, m.rating) if c], file=ifile)
+    require_columns(df, [c for c in (m.user, m.item, m.timestamp, m.rating, m.split) if c], file=ifile)
 
     rows = []
     for pos in range(len(df)):
@@ -71,10 +75,13 @@ def load_generic(
             item = str(require(df[m.item].iat[pos], file=ifile, record=rec, field=m.item))
             ts = as_int(df[m.timestamp].iat[pos], file=ifile, record=rec, field=m.timestamp) if m.timestamp else pos
             rating = as_float(df[m.rating].iat[pos], file=ifile, record=rec, field=m.rating) if m.rating else None
+            label = str(df[m.split].iat[pos]).strip().lower() if m.split else None
+            if label is not None and label not in SPLIT_LABELS:
+                raise InvalidInputError(f"split label {df[m.split].iat[pos]!r} is not one of {', '.join(SPLIT_LABELS)}", file=ifile, record=rec, field=m.split)
         except InvalidInputError as e:
             report.reject(e)
             continue
-        rows.append(RawInteraction(user, item, ts, rating, rec))
+        rows.append(RawInteraction(user, item, ts, rating, rec, label))
 
     if items is not None:
         tfile = str(items)

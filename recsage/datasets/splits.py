@@ -197,3 +197,33 @@ def chrono_split(dataset: Dataset, max_history: int = 10, fractions: tuple[float
         params={"max_history": max_history, "fractions": list(fractions), "train_samples": len(train_q)},
     )
     return split
+
+
+def given_split(dataset: Dataset) -> Split:
+    """The source's own split (a `split` column of train / valid / test per interaction), kept
+    instead of re-splitting. Training sequences are each user's train rows in time order; every
+    valid or test row is a query whose history is all of that user's earlier rows (any label). A
+    query with no earlier row is kept (the model's no-history fallback is scored, and counted)."""
+    inter = dataset.interactions
+    if "split" not in inter.columns:
+        raise InvalidInputError("the dataset has no split column (prepare it with --mapping ...,split=COLUMN)", field="split")
+    seqs = dataset.sequences()
+    pos = inter.groupby("user_id", sort=False).cumcount().to_numpy()
+    users = inter["user_id"].to_numpy()
+    labels = inter["split"].to_numpy()
+
+    def queries(label: str) -> QuerySet:
+        idx = np.flatnonzero(labels == label)
+        return QuerySet(users[idx].astype(np.int64), [seqs[u][:p] for u, p in zip(users[idx], pos[idx])],
+                        np.asarray([seqs[u][p] for u, p in zip(users[idx], pos[idx])], dtype=np.int64))
+
+    train_rows = inter[labels == "train"]
+    grouped = train_rows.groupby("user_id", sort=True)["item_id"]
+    tr_users = np.asarray(list(grouped.groups.keys()), dtype=np.int64)
+    tr_seqs = [g.to_numpy(dtype=np.int64) for _, g in grouped]
+    valid, test = queries("valid"), queries("test")
+    if len(test) == 0:
+        raise InvalidInputError("the split column labels no row 'test'", field="split")
+    return Split("given", SequenceSet(tr_users, tr_seqs, dataset.n_items), valid, test, n_items=dataset.n_items, exclude_seen=False,
+                 params={"source": "split column", "no_history_queries": int(sum(len(h) == 0 for h in valid.histories + test.histories))})
+

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 from recsage.core.errors import InvalidInputError
-from recsage.datasets import ColumnMapping, Dataset, Split, chrono_split, leave_one_out, load_dataset, load_generic
+from recsage.datasets import ColumnMapping, Dataset, Split, chrono_split, given_split, leave_one_out, load_dataset, load_generic
 from recsage.datasets.tabular import read_table
 from recsage.datasets.validation import ValidationReport
 
-PROTOCOLS = ("loo", "chrono811")
+PROTOCOLS = ("loo", "chrono811", "given")  # given: the source's own split column (generic --mapping ...,split=COL)
 
 
 def prepare_dataset(
@@ -58,6 +58,8 @@ def make_split(dataset: Dataset, protocol: str, max_history: int | None = None) 
         return leave_one_out(dataset, max_history=max_history)
     if protocol == "chrono811":
         return chrono_split(dataset, max_history=max_history or 10)
+    if protocol == "given":
+        return given_split(dataset)
     raise InvalidInputError(f"unknown protocol {protocol!r}; known: {', '.join(PROTOCOLS)}", field="protocol")
 
 

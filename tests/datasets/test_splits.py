@@ -82,3 +82,32 @@ def test_splits_are_deterministic(shared_data):
     ds = load_dataset("movielens-100k", shared_data / "movielens-100k")
     a, b = chrono_split(ds), chrono_split(ds)
     assert a.test.targets.tolist() == b.test.targets.tolist()
+
+
+def test_a_split_the_user_already_has_is_kept(tmp_path):
+    """generic --mapping ...,split=COL: the labels decide; nothing is re-split (synthetic rows)."""
+    from typer.testing import CliRunner
+
+    from recsage.cli.main import app
+    from recsage.pipelines.data import load_split
+
+    rows = ["uid,sku,ts,part"]
+    for u in range(3):
+        for t in range(6):
+            part = "train" if t < 4 else ("valid" if t == 4 else "test")
+            rows.append(f"user{u},sku{(u + t) % 7},{100 * u + t},{part.upper() if u == 0 else part}")
+    rows.append("user3,sku1,1,test")  # a user seen only in test: a query with no history, kept and counted
+    src = tmp_path / "synthetic_given.csv"
+    src.write_text("\n".join(rows) + "\n")
+    r = CliRunner().invoke(app, ["data", "prepare", "generic", "--src", str(src), "--out", str(tmp_path / "out"),
+                                 "--mapping", "user=uid,item=sku,timestamp=ts,split=part"])
+    assert r.exit_code == 0, r.output
+    ds, sp = load_split(tmp_path / "out", "given")
+    assert sp.protocol == "given" and len(sp.valid) == 3 and len(sp.test) == 4
+    assert [len(s) for s in sp.train.sequences] == [4, 4, 4]
+    assert sorted(len(h) for h in sp.test.histories) == [0, 5, 5, 5] and sp.params["no_history_queries"] == 1
+    bad = tmp_path / "synthetic_bad_label.csv"
+    bad.write_text("uid,sku,ts,part\nu1,s1,1,train\nu1,s2,2,holdout\n")
+    r = CliRunner().invoke(app, ["data", "prepare", "generic", "--src", str(bad), "--out", str(tmp_path / "bad"), "--mapping", "user=uid,item=sku,timestamp=ts,split=part"])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and "split label 'holdout'" in out and "line 3" in out
