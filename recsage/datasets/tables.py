@@ -131,12 +131,17 @@ class Dataset:
                 file=str(manifest_path),
                 field="format_version",
             )
-        tables = {
-            t: pd.read_parquet(directory / f"{t}.parquet")
-            for t in _TABLES
-            if (directory / f"{t}.parquet").exists()
-        }
-        sid = {
-            p.stem: pd.read_parquet(p) for p in sorted((directory / "sid_indexes").glob("*.parquet"))
-        }
+        tables = {t: read_parquet_table(directory / f"{t}.parquet") for t in _TABLES if (directory / f"{t}.parquet").exists()}
+        sid = {p.stem: read_parquet_table(p) for p in sorted((directory / "sid_indexes").glob("*.parquet"))}
         return cls(name=manifest["name"], sid_indexes=sid, meta=manifest.get("meta", {}), **tables)
+
+
+def read_parquet_table(path: Path) -> pd.DataFrame:
+    """A stored table; a corrupt, truncated or empty file is an error naming it (pyarrow's own
+    exceptions would surface as a traceback)."""
+    try:
+        return pd.read_parquet(path)
+    except Exception as e:  # pyarrow.ArrowInvalid, OSError, …: the file is not a readable Parquet table
+        raise InvalidInputError(f"not a readable Parquet table ({type(e).__name__}: {str(e)[:160]}); prepare the dataset again",
+                                file=str(path)) from None
+

@@ -160,14 +160,14 @@ def _train(method: str, prepared: str | Path, *, protocol: str, sid: str | None,
 def load_model(model_dir: str | Path):
     """Any saved recommender, the two-stage ranker included."""
     from recsage.features.two_stage import TwoStageRecommender
-    from recsage.recmodels.saved import load_recommender, saved_class
+    from recsage.recmodels.saved import load_recommender, load_saved, saved_class
 
     if saved_class(model_dir) == "two-stage":
-        return TwoStageRecommender.from_pretrained(model_dir)
+        return load_saved(TwoStageRecommender.from_pretrained, model_dir)
     if saved_class(model_dir) == "thinking":  # its thinker (the OneReason chain) is rebuilt by the pipeline
         from recsage.pipelines.onereason import load_thinking_model
 
-        return load_thinking_model(model_dir)
+        return load_saved(load_thinking_model, model_dir)
     return load_recommender(model_dir)
 
 

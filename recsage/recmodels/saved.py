@@ -33,4 +33,16 @@ def load_recommender(model_dir: str | Path):
     cls = saved_class(model_dir)
     if cls not in classes:
         raise InvalidInputError(f"unknown model class {cls!r}; known: {', '.join(classes)}", file=str(Path(model_dir) / "config.json"), field="class")
-    return classes[cls].from_pretrained(model_dir)
+    return load_saved(classes[cls].from_pretrained, model_dir)
+
+
+def load_saved(loader, model_dir: str | Path):
+    """`loader(model_dir)` with every way a saved folder can be broken — garbage or truncated
+    weights, a config.json missing keys or not matching the weights — reported as one error naming
+    the folder, never a traceback from safetensors or torch."""
+    try:
+        return loader(model_dir)
+    except InvalidInputError:
+        raise
+    except Exception as e:  # SafetensorError, RuntimeError (shapes), KeyError (config keys), OSError, …
+        raise InvalidInputError(f"corrupt or mismatched saved model ({type(e).__name__}: {str(e)[:200]})", file=str(Path(model_dir))) from None

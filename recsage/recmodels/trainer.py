@@ -127,10 +127,16 @@ class Trainer:
         best_state = None
         paths = self._paths()
         if paths and paths[0].exists():
-            ck = torch.load(paths[0], weights_only=True)
-            self.module.load_state_dict(ck["model"])
-            opt.load_state_dict(ck["optimizer"])
-            meta = json.loads(ck["meta"])
+            try:
+                ck = torch.load(paths[0], weights_only=True)
+                self.module.load_state_dict(ck["model"])
+                opt.load_state_dict(ck["optimizer"])
+                meta = json.loads(ck["meta"])
+            except Exception as e:  # garbage, truncated, or another model's checkpoint
+                from recsage.core.errors import InvalidInputError
+
+                raise InvalidInputError(f"cannot resume from this checkpoint ({type(e).__name__}: {str(e)[:160]}); "
+                                        "remove the checkpoints folder to train from scratch", file=str(paths[0])) from None
             start_epoch, bad_epochs = meta["epoch"] + 1, meta["bad_epochs"]
             res.best_epoch, res.best_metric, res.history = meta["best_epoch"], meta["best_metric"], meta["history"]
             res.resumed_from = meta["epoch"]

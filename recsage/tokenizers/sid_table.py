@@ -114,7 +114,17 @@ class SIDTable:
         d = Path(directory)
         if not (d / "sids.parquet").exists():
             raise InvalidInputError("no sids.parquet: not a saved SID table", file=str(d))
-        df = pd.read_parquet(d / "sids.parquet")
-        info = json.loads((d / "sid_table.json").read_text()) if (d / "sid_table.json").exists() else {}
-        codes = np.stack([np.asarray(s, dtype=np.int64) for s in df.sort_values("item_id")["sid"]])
+        from recsage.datasets.tables import read_parquet_table
+
+        df = read_parquet_table(d / "sids.parquet")
+        try:
+            info = json.loads((d / "sid_table.json").read_text()) if (d / "sid_table.json").exists() else {}
+        except json.JSONDecodeError as e:
+            raise InvalidInputError(f"invalid JSON ({e.msg})", file=str(d / "sid_table.json"), record=f"line {e.lineno}") from None
+        if not {"item_id", "sid"} <= set(df.columns) or df.empty:
+            raise InvalidInputError(f"needs item_id and sid columns with rows; found {list(df.columns)} ({len(df)} rows)", file=str(d / "sids.parquet"))
+        try:
+            codes = np.stack([np.asarray(s, dtype=np.int64) for s in df.sort_values("item_id")["sid"]])
+        except (ValueError, TypeError) as e:
+            raise InvalidInputError(f"sid column is not equal-length integer codes ({e})", file=str(d / "sids.parquet"), field="sid") from None
         return cls(codes, fingerprint=info.get("fingerprint"), meta=info.get("meta", {}))
