@@ -189,7 +189,7 @@ def load_amazon_reviews(path: str | Path, *, report: ValidationReport | None = N
             user = str(require(obj.get("reviewerID"), file=str(path), record=rec, field="reviewerID"))
             item = str(require(obj.get("asin"), file=str(path), record=rec, field="asin"))
             ts = as_int(obj.get("unixReviewTime"), file=str(path), record=rec, field="unixReviewTime")
-            rating = as_float(obj.get("overall"), file=str(path), record=rec, field="overall")
+            rating = as_float(obj.get("overall"), file=str(path), record=rec, field="overall", lo=1, hi=5)  # Amazon stars
             votes = int(as_float(obj["vote"], file=str(path), record=rec, field="vote")) if obj.get("vote") else 0
         except InvalidInputError as e:
             report.reject(e)

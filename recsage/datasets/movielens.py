@@ -80,7 +80,7 @@ def load_movielens_100k(path: str | Path, *, report: ValidationReport | None = N
         rec = f"line {lineno}"
         try:
             ts = as_int(f[3], file=str(data_file), record=rec, field="timestamp")
-            rating = as_float(f[2], file=str(data_file), record=rec, field="rating")
+            rating = as_float(f[2], file=str(data_file), record=rec, field="rating", lo=1, hi=5)  # MovieLens stars
         except InvalidInputError as e:
             report.reject(e)
             continue
@@ -137,7 +137,7 @@ def load_movielens_1m(path: str | Path, *, report: ValidationReport | None = Non
             rec = f"line {lineno}"
             try:
                 rows.append(RawInteraction(f[0], f[1], as_int(f[3], file=str(ratings_file), record=rec, field="timestamp"),
-                                           as_float(f[2], file=str(ratings_file), record=rec, field="rating"), rec))
+                                           as_float(f[2], file=str(ratings_file), record=rec, field="rating", lo=1, hi=5), rec))
             except InvalidInputError as e:
                 report.reject(e)
         inter = interactions_table(rows, item_ids=item_map, user_ids=user_map, file=str(ratings_file), report=report, ordered=False)

@@ -8,6 +8,7 @@ the prepared data. Nothing is ever dropped without being counted.
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,27 +62,39 @@ def require(value: Any, *, file: str, record: int | str, field: str) -> Any:
     return value
 
 
+INT64_MAX = 2**63 - 1
+
+
 def as_int(value: Any, *, file: str, record: int | str, field: str) -> int:
     require(value, file=file, record=record, field=field)
     try:
         f = float(value)
         if f != int(f):
             raise ValueError
-        return int(f)
-    except (TypeError, ValueError):
+        out = int(f)
+    except (TypeError, ValueError, OverflowError):  # OverflowError: "inf"
         raise InvalidInputError(
             f"expected an integer, got {str(value)[:40]!r}", file=file, record=record, field=field
         ) from None
+    if abs(out) > INT64_MAX:
+        raise InvalidInputError(f"integer {str(value)[:40]} is out of the 64-bit range", file=file, record=record, field=field)
+    return out
 
 
-def as_float(value: Any, *, file: str, record: int | str, field: str) -> float:
+def as_float(value: Any, *, file: str, record: int | str, field: str, lo: float | None = None, hi: float | None = None) -> float:
+    """A finite number (NaN and ±inf parse as floats but are never valid data), within [lo, hi] when given."""
     require(value, file=file, record=record, field=field)
     try:
-        return float(str(value).replace(",", ""))
+        out = float(str(value).replace(",", ""))
     except (TypeError, ValueError):
         raise InvalidInputError(
             f"expected a number, got {str(value)[:40]!r}", file=file, record=record, field=field
         ) from None
+    if not math.isfinite(out):
+        raise InvalidInputError(f"expected a finite number, got {str(value)[:40]!r}", file=file, record=record, field=field)
+    if (lo is not None and out < lo) or (hi is not None and out > hi):
+        raise InvalidInputError(f"{out:g} is outside the valid range [{lo:g}, {hi:g}]", file=file, record=record, field=field)
+    return out
 
 
 def check_unique(ids: list[Any], records: list[int | str], *, file: str, field: str, report: ValidationReport) -> list[bool]:

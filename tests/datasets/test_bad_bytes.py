@@ -70,3 +70,37 @@ def test_a_utf8_bom_is_accepted(tmp_path):
     src.write_bytes(b"\xef\xbb\xbf" + ROWS.encode())
     r = runner.invoke(app, ["data", "prepare", "generic", "--src", str(src), "--out", str(tmp_path / "out")])
     assert r.exit_code == 0, r.output
+
+
+VALUE_CASES = [  # (name, CSV body after the header, extra mapping, what the message must say)
+    ("nan_rating", "u1,i1,1,nan\n", ",rating=r", "expected a finite number"),
+    ("inf_rating", "u1,i1,1,inf\n", ",rating=r", "expected a finite number"),
+    ("inf_timestamp", "u1,i1,inf,4\n", ",rating=r", "expected an integer"),
+    ("huge_timestamp", "u1,i1,1" + "0" * 30 + ",4\n", ",rating=r", "out of the 64-bit range"),
+    ("shifted_columns", "u1,i1,1,4,extra\n", ",rating=r", "malformed CSV"),
+]
+
+
+@pytest.mark.parametrize("name,body,extra,message", VALUE_CASES, ids=[c[0] for c in VALUE_CASES])
+def test_values_that_parse_but_are_wrong_are_refused_or_counted(tmp_path, name, body, extra, message):
+    src = tmp_path / f"synthetic_{name}.csv"
+    src.write_text("u,i,t,r\nu0,i0,1,3\nu0,i2,2,4\n" + body)
+    argv = ["data", "prepare", "generic", "--src", str(src), "--out", str(tmp_path / "out"), "--mapping", "user=u,item=i,timestamp=t" + extra]
+    r = runner.invoke(app, argv)
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and message in out and src.name in out and "Traceback" not in r.output, out
+    if name != "shifted_columns":  # with --skip-bad the row is counted, never written
+        r = runner.invoke(app, argv + ["--skip-bad"])
+        assert r.exit_code == 0, r.output
+        import json
+
+        report = json.loads((tmp_path / "out" / "validation_report.json").read_text())
+        assert report["n_skipped"] == 1 and report["examples"][0]["record"] == "line 4", report
+
+
+def test_an_empty_ratings_file_is_refused(tmp_path):
+    src = tmp_path / "synthetic_empty.csv"
+    src.write_bytes(b"")
+    r = runner.invoke(app, ["data", "prepare", "generic", "--src", str(src), "--out", str(tmp_path / "out")])
+    out = " ".join(r.output.split())
+    assert r.exit_code == 2 and src.name in out and "Traceback" not in r.output, out
