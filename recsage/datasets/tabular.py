@@ -38,6 +38,9 @@ def read_table(path: str | Path, **csv_kwargs) -> pd.DataFrame:
     raise InvalidInputError("unsupported format (use .csv, .tsv, .jsonl or .parquet, optionally .gz)", file=str(path))
 
 
+MAX_LINE_BYTES = 16 * 2**20  # one record; a longer line is a broken file (or not a line-based file at all)
+
+
 def text_lines(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, line) of a UTF-8 text file, gzipped or not, a leading BOM skipped. Bytes that
     are not UTF-8 and a truncated or corrupt .gz become an error naming the file and the line
@@ -48,7 +51,10 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
     lineno = 0
     try:
         with opener(path, "rb") as f:
-            for lineno, raw in enumerate(f, start=1):
+            while raw := f.readline(MAX_LINE_BYTES + 1):  # bounded: a file without newlines is never read whole
+                lineno += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    raise InvalidInputError(f"a line longer than {MAX_LINE_BYTES // 2**20} MiB: not a record", file=str(path), record=f"line {lineno}")
                 try:
                     yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
                 except UnicodeDecodeError as e:

@@ -30,6 +30,10 @@ def nested(path):
     path.write_text(ROWS + '{"user_id": "u9", "item_id": "i1", "timestamp": 1, "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n")
 
 
+def long_line(path):
+    path.write_text(ROWS + '{"user_id": "u9", "item_id": "i1", "timestamp": 1, "note": "' + "x" * (17 * 2**20) + '"}\n')
+
+
 def bad_gzip_header(path):
     path.write_bytes(b"this is not gzip at all\n" * 10)
 
@@ -40,6 +44,7 @@ CASES = [  # (synthetic file name, writer, what the message must say, the line i
     ("synthetic_binary.jsonl", binary, "not UTF-8", "line 1"),
     ("synthetic_nested.jsonl", nested, "nested too deeply", "line 21"),
     ("synthetic_not_gzip.jsonl.gz", bad_gzip_header, "gzip", "line 1"),
+    ("synthetic_long_line.jsonl", long_line, "longer than 16 MiB", "line 21"),
     ("synthetic_truncated.csv.gz", truncated_gz, "truncated or corrupt gzip", ""),
 ]
 
