@@ -100,6 +100,10 @@ def save_reviewed_tags(prepared: str, rows) -> dict:
     return explore.save_reviewed_tags(tags_dir_for(prepared), rows)
 
 
+def default_reward() -> str:
+    return explore.default_reward_dir(WORKSPACE, Path(".recsage/demo"))
+
+
 def push_job_dir() -> Path:
     return WORKSPACE / "jobs" / "push"
 

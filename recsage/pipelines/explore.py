@@ -373,9 +373,20 @@ def push_preview(text: str, styles: list[str], *, n: int = 4, max_chars: int = 9
     rows = []
     for res in gen.generate("preview", text, styles, PushConstraints(max_chars=max_chars, banned_words=banned)):
         for c in res.candidates:
-            rows.append({"style": res.style, "copy": c["text"], "chosen": c["text"] == res.chosen, "score": c["score"], "passed": c["passed"],
-                         "reasons": "; ".join(c["reasons"])})
+            # without a reward model the ranking is the LLM's own order: no score to show
+            rows.append({"style": res.style, "copy": c["text"], "chosen": c["text"] == res.chosen, "score": c["score"] if reward else None,
+                         "passed": c["passed"], "chars": len(c["text"]), "reasons": "; ".join(c["reasons"])})
     return pd.DataFrame(rows)
+
+
+def default_reward_dir(*roots: str | Path) -> str:
+    """The first push reward model found under the given roots (the workbench workspace, the demo's
+    output), so the studio ranks with it by default; "" when there is none."""
+    for root in roots:
+        for candidate in (Path(root) / "push" / "reward", Path(root) / "reward"):
+            if (candidate / "config.json").exists():
+                return str(candidate)
+    return ""
 
 
 def style_names() -> list[str]:

@@ -72,13 +72,15 @@ def test_finetuned_reward_takes_steps_and_round_trips(pairs, tmp_path):
 def test_each_filter_keeps_its_reason(embedder):
     c = PushConstraints(max_chars=60, min_chars=10, banned_words=("free",))
     cands = [
-        "Accurate pH readings in seconds for your lab",  # passes
-        "Accurate pH readings in seconds for your lab!",  # near-duplicate of 0
+        "Accurate pH readings to 0.01 for your lab",  # passes
+        "Accurate pH readings to 0.01 for your lab!",  # near-duplicate of 0
         "Get it free today",  # banned
         "x" * 70,  # too long
         "Tiny",  # too short
         "Rated best by NASA engineers, 50% off",  # invented entity + number
         "A quiet weekend recipe for lemon cake",  # off-topic
+        "Read your pH in seconds and save hours",  # invented claims (the item says nothing of speed or time saved)
+        "Precise pH for labs, pools and",  # cut mid-sentence
     ]
     out = filter_candidates(cands, ITEM, c, embedder.embed)
     kinds = [[r.split(":")[0] for r in f.reasons] for f in out]
@@ -88,6 +90,8 @@ def test_each_filter_keeps_its_reason(embedder):
     assert "length" in kinds[3] and "length" in kinds[4]
     assert "faithfulness" in kinds[5] and "NASA" in out[5].reasons[0] and "50" in out[5].reasons[0]
     assert "faithfulness" in kinds[6]
+    assert "faithfulness" in kinds[7] and "in seconds" in out[7].reasons[0] and "save hours" in out[7].reasons[0]
+    assert kinds[8] == ["unfinished"]
     assert unsupported_claims("Measure 0.01 pH like a pro", ITEM) == []
     with pytest.raises(InvalidInputError, match="max_chars"):
         PushConstraints(max_chars=5, min_chars=10)

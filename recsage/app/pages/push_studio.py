@@ -1,6 +1,6 @@
 import streamlit as st
 
-from recsage.app.components import bundled_items, push_job_dir, push_preview, show_error, style_names
+from recsage.app.components import bundled_items, default_reward, push_job_dir, push_preview, show_error, style_names
 from recsage.pipelines.jobs import job_results, job_status, start_push_job, stop_job
 from recsage.core.errors import RecsageError
 
@@ -12,7 +12,7 @@ styles = c1.multiselect("Styles", style_names(), default=["question", "benefit_l
 n = c2.slider("Candidates per style", 1, 8, 3)
 max_chars = c3.slider("Max characters", 30, 140, 90)
 banned = st.text_input("Banned words (comma-separated)", "free, guaranteed")
-reward = st.text_input("Reward model folder (optional; from `recsage push train-reward`)", "")
+reward = st.text_input("Reward model folder (optional; from `recsage push train-reward`; the demo's is preselected)", default_reward())
 if st.button("Generate", type="primary"):
     try:
         df = push_preview(text, styles, n=n, max_chars=max_chars, banned=tuple(w.strip() for w in banned.split(",") if w.strip()), reward_dir=reward or None)
@@ -22,7 +22,9 @@ if st.button("Generate", type="primary"):
     chosen = df[df["chosen"]]
     for row in chosen.itertuples():
         st.success(f"**{row.style}** → {row.copy}")
-    st.dataframe(df, hide_index=True)
+    if not reward:
+        st.caption("No reward model: the chosen copy is the first candidate that passed every filter (the score column stays empty).")
+    st.dataframe(df, hide_index=True, column_config={"copy": st.column_config.TextColumn(width="large")})
 
 st.divider()
 st.header("Batch job")

@@ -50,6 +50,38 @@ def length_reasons(text: str, c: PushConstraints) -> list[str]:
     return []
 
 
+_DANGLING = {"and", "or", "but", "the", "a", "an", "with", "for", "to", "of", "in", "on", "at", "by", "your", "our", "from", "that", "which"}
+
+
+def unfinished_reasons(text: str) -> list[str]:
+    """Copy cut mid-sentence (a trailing comma, dash or connective): whole sentences only."""
+    t = text.rstrip()
+    if not t:
+        return []
+    last = t.split()[-1].lower().strip("\"'")
+    if t[-1] in ",;:-–—(&/" or last in _DANGLING:
+        return [f"unfinished: ends with {t.split()[-1]!r}"]
+    return []
+
+
+# claims that need support in the item text: the phrase is flagged when none of its evidence words
+# appears there (e.g. "in seconds" needs "second"/"instant"/"fast" in the item text)
+_CLAIMS: tuple[tuple[re.Pattern[str], tuple[str, ...]], ...] = (
+    (re.compile(r"\bin (?:mere |just )?(?:seconds|minutes|no time|an instant)\b", re.I), ("second", "minute", "instant", "fast", "quick", "rapid")),
+    (re.compile(r"\bsaves? (?:you )?(?:hours|days|time|money|a fortune)\b", re.I), ("save", "saving", "hour", "time-saving", "cheap", "price")),
+    (re.compile(r"\b(?:guaranteed|guarantee|clinically proven|proven|certified|award[- ]winning|best[- ]selling|#1|number one)\b", re.I),
+     ("guarantee", "proven", "certified", "award", "best-selling", "bestselling", "#1")),
+    (re.compile(r"\b(?:free shipping|lifetime|forever|never (?:fails|breaks|wears))\b", re.I), ("shipping", "lifetime", "forever", "warranty")),
+    (re.compile(r"\b(?:\d+\s*%|percent) (?:off|more|less|faster|better)\b", re.I), ("%", "percent")),
+)
+
+
+def invented_claims(text: str, source: str) -> list[str]:
+    """Claim phrases (speed, savings, guarantees, superlatives) the item text gives no evidence for."""
+    src = source.lower()
+    return [m.group(0) for pattern, evidence in _CLAIMS for m in pattern.finditer(text) if not any(e in src for e in evidence)]
+
+
 def banned_reasons(text: str, banned: Sequence[str]) -> list[str]:
     hits = [w for w in banned if re.search(rf"(?<!\w){re.escape(w)}(?!\w)", text, re.IGNORECASE)]
     return [f"banned: {', '.join(hits)}"] if hits else []
@@ -83,7 +115,8 @@ def filter_candidates(
             fc.reasons.append("empty")
         fc.reasons += length_reasons(t, constraints)
         fc.reasons += banned_reasons(t, constraints.banned_words)
-        claims = unsupported_claims(t, item_text)
+        fc.reasons += unfinished_reasons(t)
+        claims = unsupported_claims(t, item_text) + invented_claims(t, item_text)
         if claims:
             fc.reasons.append(f"faithfulness: not in item text: {', '.join(dict.fromkeys(claims))}")
         out.append(fc)

@@ -86,7 +86,10 @@ class PushCopyGenerator:
     def schema(self, constraints: PushConstraints) -> dict[str, Any]:
         return {
             "type": "object",
-            "properties": {"candidates": {"type": "array", "items": {"type": "string", "maxLength": constraints.max_chars},
+            # the grammar's bound is generous on purpose: at max_chars it cut copy mid-sentence (12 of 27
+            # chosen copies were exactly 90 characters); an over-long candidate is now rejected by the
+            # length filter, with its reason, instead of being truncated into a pass
+            "properties": {"candidates": {"type": "array", "items": {"type": "string", "maxLength": 2 * constraints.max_chars},
                                           "minItems": 1, "maxItems": self.n}},
             "required": ["candidates"],
             "additionalProperties": False,
@@ -96,7 +99,7 @@ class PushCopyGenerator:
         """One chat per style (in the order of `styles`), each asking for `n` candidates."""
         if not str(item_text).strip():
             raise InvalidInputError("item has no text to write copy for", record=item_id, field="text")
-        params = GenerationParams(max_tokens=40 + self.n * (constraints.max_chars // 3 + 8), temperature=self.temperature, seed=self.seed)
+        params = GenerationParams(max_tokens=40 + self.n * (2 * constraints.max_chars // 3 + 8), temperature=self.temperature, seed=self.seed)
         schema = self.schema(constraints)
         return [ChatRequest(self.messages(item_text, s, constraints), schema, params) for s in self.library.select(list(styles))]
 
