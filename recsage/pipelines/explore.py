@@ -220,6 +220,28 @@ def benchmark_results(results_dir: str | Path | None = None) -> dict[str, pd.Dat
     return out
 
 
+def benchmark_metric_frames(df: pd.DataFrame, metrics: tuple[str, ...] = ("ndcg@10", "recall@10")) -> dict[str, pd.DataFrame]:
+    """One tidy frame per metric for a chart, as people read benchmark plots: one bar per
+    (dataset, method) — the mean over its seeds, with their count — never a sum across rows of
+    different datasets or configs."""
+    out = {}
+    name = "run" if "run" in df.columns else ("method" if "method" in df.columns else None)
+    if name is None:
+        return out
+    for metric in metrics:
+        if metric not in df.columns:
+            continue
+        rows = df.dropna(subset=[metric])
+        rows = rows[pd.to_numeric(rows[metric], errors="coerce").notna()]
+        if rows.empty:
+            continue
+        keys = [c for c in ("dataset", name) if c in rows.columns]
+        g = rows.assign(**{metric: rows[metric].astype(float)}).groupby(keys, dropna=False)[metric].agg(["mean", "count"]).reset_index()
+        g["label"] = g[keys].astype(str).agg(" · ".join, axis=1)
+        out[metric] = g.rename(columns={"mean": metric, "count": "seeds"}).sort_values(keys)[["label", metric, "seeds"]]
+    return out
+
+
 # ---------------- TagCF role graph ----------------
 def find_role_graphs(*roots: str | Path) -> dict[str, str]:
     """Saved role graphs (folders with role_graph.json) under the given roots, by display name."""

@@ -251,3 +251,20 @@ def test_llm_playground_refuses_a_bad_schema_without_generating(monkeypatch):
     at.button[0].click().run()
     assert not at.exception
     assert any("not a valid JSON Schema" in e.value for e in at.error)
+
+
+def test_benchmark_charts_average_seeds_and_never_sum_across_datasets():
+    import pandas as pd
+
+    from recsage.pipelines.explore import benchmark_metric_frames
+
+    df = pd.DataFrame([{"dataset": "beauty", "run": "sasrec", "ndcg@10": 0.04}, {"dataset": "beauty", "run": "sasrec", "ndcg@10": 0.02},
+                       {"dataset": "ml100k", "run": "sasrec", "ndcg@10": 0.10}, {"dataset": "beauty", "run": "itemknn", "ndcg@10": 0.05}])
+    f = benchmark_metric_frames(df)["ndcg@10"].set_index("label")
+    assert f.loc["beauty · sasrec", "ndcg@10"] == pytest.approx(0.03) and f.loc["beauty · sasrec", "seeds"] == 2
+    assert f.loc["ml100k · sasrec", "ndcg@10"] == pytest.approx(0.10) and len(f) == 3
+
+
+def test_runs_page_renders_one_chart_per_metric():
+    at = run("runs.py")
+    assert not at.exception

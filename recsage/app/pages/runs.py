@@ -1,6 +1,6 @@
 import streamlit as st
 
-from recsage.pipelines.explore import benchmark_results
+from recsage.pipelines.explore import benchmark_metric_frames, benchmark_results
 
 st.title("Runs")
 st.caption("Benchmark results committed under benchmarks/results/ (each row states its protocol).")
@@ -10,6 +10,6 @@ if not results:
 for name, df in results.items():
     st.subheader(name)
     st.dataframe(df, hide_index=True)
-    metric_cols = [c for c in df.columns if c.startswith(("ndcg@", "recall@"))]
-    if metric_cols and "method" in df.columns:
-        st.bar_chart(df.dropna(subset=metric_cols[:1]), x="method", y=metric_cols[:2])
+    for metric, frame in benchmark_metric_frames(df).items():  # one metric per chart, a bar per dataset · method
+        st.caption(f"{metric}: mean over seeds, one bar per dataset · method")
+        st.bar_chart(frame, x="label", y=metric, horizontal=True, height=max(160, 28 * len(frame)))

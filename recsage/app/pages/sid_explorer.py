@@ -24,7 +24,7 @@ m[1].metric("collision rate (before dedup)", f"{rep.get('collision_rate', 0):.2%
 m[2].metric("reconstruction error", f"{rep.get('reconstruction_error', 0):.3f}")
 m[3].metric("semantic consistency", f"{rep.get('semantic_consistency', 0):.2f}")
 st.subheader("Utilisation per level")
-st.bar_chart(pd.DataFrame(rep.get("levels", [])), x="level", y=["utilisation", "entropy_norm"])
+st.bar_chart(pd.DataFrame(rep.get("levels", [])), x="level", y=["utilisation", "entropy_norm"], stack=False)  # side by side: both are in [0, 1]
 st.subheader("Item → SID")
 q = st.text_input("Filter titles", "")
 shown = frame[frame["title"].str.contains(q, case=False, regex=False)] if q else frame
