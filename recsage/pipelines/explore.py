@@ -187,10 +187,19 @@ def user_recommendations(prepared: str | Path, user_id: int, methods: tuple[str,
     out: dict[str, Any] = {"models": {}, "history": pd.DataFrame({"item_id": hist, "title": titles.loc[hist].values}),
                            "held_out": None if not len(pos) else {"item_id": int(split.test.targets[pos[0]]), "title": titles.loc[int(split.test.targets[pos[0]])]}}
     named = [(m, _fitted(str(prepared), m)[2]) for m in methods] + [(d, _loaded(d)) for d in model_dirs]
+    target = None if out["held_out"] is None else out["held_out"]["item_id"]
+    summary = []
     for name, model in named:
         ids, scores = model.recommend([hist], k=k)
         ids = ids[0][ids[0] >= 0]
-        out["models"][name] = pd.DataFrame({"rank": np.arange(1, len(ids) + 1), "item_id": ids, "title": titles.loc[ids].values, "score": scores[0][: len(ids)]})
+        hit = ids == target
+        out["models"][name] = pd.DataFrame({"rank": np.arange(1, len(ids) + 1), "hit": np.where(hit, "✓ held out", ""), "item_id": ids,
+                                            "title": titles.loc[ids].values, "score": scores[0][: len(ids)]})
+        rank = int(np.flatnonzero(hit)[0]) + 1 if hit.any() else None
+        # this user's leave-one-out metrics: where the held-out item landed in this model's top-k
+        summary.append({"model": name, "held-out rank": rank if rank else f"> {k}", f"hit@{k}": bool(rank),
+                        f"ndcg@{k}": round(1 / np.log2(rank + 1), 4) if rank else 0.0})
+    out["summary"] = pd.DataFrame(summary)
     return out
 
 

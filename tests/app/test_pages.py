@@ -53,7 +53,8 @@ def test_recommender_page_shows_trained_models_side_by_side():
     at = run("recommender.py")
     chosen = at.multiselect[0].value
     assert "sasrec: sasrec-tiny/model" in chosen
-    assert len(at.dataframe) == 1 + len(chosen)  # history + one table per model
+    assert len(at.dataframe) == 2 + len(chosen)  # history, the per-model summary, one table per model
+    assert list(at.dataframe[1].value.columns)[:2] == ["model", "held-out rank"]
     assert len(at.dataframe[-1].value) == 10
 
 
@@ -80,7 +81,7 @@ def test_recommender_page_shows_a_thinking_models_chain():
         assert not at.exception, at.exception
         assert any("Chain of thought" in h.value for h in at.subheader)
         assert any("deduction" in m.value for m in at.markdown)
-        assert len(at.dataframe) == 4  # history, two models, the chain's interests
+        assert len(at.dataframe) == 5  # history, summary, two models, the chain's interests
     finally:  # the workspace is shared by the page tests: leave it as it was
         shutil.rmtree(ws / "models" / "thinking-tiny", ignore_errors=True)
         comp.saved_models.clear()

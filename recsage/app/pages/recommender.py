@@ -27,10 +27,15 @@ if chosen:
     st.dataframe(res["history"], hide_index=True)
     if res["held_out"]:
         st.caption(f"Held-out next item: {res['held_out']['title']} (id {res['held_out']['item_id']})")
-    cols = st.columns(len(chosen))
-    for col, name in zip(cols, chosen):
-        col.markdown(f"**{name}**")
-        col.dataframe(res["models"][trained.get(name, name)][["rank", "title", "score"]], hide_index=True)
+    st.subheader("This user's result per model")
+    st.dataframe(res["summary"], hide_index=True)
+    columns = {"rank": st.column_config.NumberColumn(width="small"), "hit": st.column_config.TextColumn(width="small"),
+               "title": st.column_config.TextColumn(width="large", help="hover a cell for the whole title"),
+               "score": st.column_config.NumberColumn(width="small", format="%.4f")}
+    for tab, name in zip(st.tabs(chosen), chosen):  # one full-width table per model: the score column stays on screen
+        frame = res["models"][trained.get(name, name)][["rank", "hit", "title", "score"]]
+        tab.dataframe(frame.style.apply(lambda row: ["background-color: #d4edda" if row["hit"] else "" for _ in row], axis=1),
+                      hide_index=True, width="stretch", column_config=columns)
     rankers = [m for m in chosen if m.startswith("two-stage:")]
     for name in rankers:
         st.subheader(f"Why these items — {name}")
