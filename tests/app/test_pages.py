@@ -269,3 +269,12 @@ def test_benchmark_charts_average_seeds_and_never_sum_across_datasets():
 def test_runs_page_renders_one_chart_per_metric():
     at = run("runs.py")
     assert not at.exception
+
+
+def test_tagging_page_states_the_cost_and_asks_before_a_long_run():
+    at = run("tagging.py")
+    assert any("Estimated time for 1 item" in c.value for c in at.caption) and not at.checkbox
+    at.multiselect[0].set_value([int(o.split(" · ")[0]) for o in at.multiselect[0].options[:3]]).run()
+    assert not at.exception
+    assert any("Estimated time for 3 item" in c.value for c in at.caption)
+    assert at.checkbox and _button(at, "Tag with the LLM").disabled  # nothing starts until the cost is confirmed

@@ -2,7 +2,7 @@ import streamlit as st
 
 from recsage.app.components import save_reviewed_tags, show_error, tag_preview, tagging_setup, workspace
 from recsage.core.errors import RecsageError
-from recsage.pipelines.explore import list_prepared
+from recsage.pipelines.explore import list_prepared, tagging_estimate
 
 st.title("Tagging")
 st.caption("Run the LLM tagger on chosen items (restricted to the vocabularies), check the validated JSON, edit and accept tags. "
@@ -25,7 +25,10 @@ with st.expander("Vocabularies"):
 items = setup["items"]
 labels = {int(r.item_id): f"{r.item_id} · {r.title}" for r in items.itertuples()}
 chosen = st.multiselect("Items (most popular first)", list(labels), default=list(labels)[:1], format_func=labels.get, max_selections=8)
-if st.button("Tag with the LLM", type="primary", disabled=not chosen):
+estimate = tagging_estimate(len(chosen))
+st.caption(f"Estimated time for {len(chosen)} item(s): {estimate['text']} (embedded model on 2 CPU cores; a GPU server is far faster).")
+confirmed = not estimate["needs_confirmation"] or st.checkbox(f"Yes, run for {estimate['text']} (this page waits until it is done)")
+if st.button("Tag with the LLM", type="primary", disabled=not chosen or not confirmed):
     with st.spinner(f"Tagging {len(chosen)} item(s) with the LLM…"):
         try:
             st.session_state["tag_preview"] = tag_preview(prepared, chosen)
