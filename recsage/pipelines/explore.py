@@ -325,7 +325,7 @@ def _node_summary(edges: pd.DataFrame, node: str, kind: str, top: int = 5) -> st
 
 _EXTERNAL_ASSET = re.compile(r"<(script|link)\b[^>]*(?:src|href)=\"(?:https?:)?//[^\"]*\"[^>]*>(?:\s*</script>)?|<(script|link)\b[^>]*(?:src|href)=\"\.\./node_modules[^\"]*\"[^>]*>(?:\s*</script>)?", re.S)
 _CLICK_SCRIPT = """
-<pre id="evidence" style="font:12px monospace;white-space:pre-wrap;margin:6px 0">Click a node for its evidence.</pre>
+<pre id="evidence" style="font:12px monospace;white-space:pre-wrap;margin:6px 0;max-height:240px;overflow-y:auto;border-top:1px solid #ddd">Click a node for its evidence.</pre>
 <script type="text/javascript">
 network.on("click", function (params) {
   if (params.nodes.length) { document.getElementById("evidence").innerText = nodes.get(params.nodes[0]).title; }
@@ -346,6 +346,8 @@ def role_graph_html(view: dict[str, Any], *, height: int = 560) -> str:
     from pyvis.network import Network
 
     net = Network(height=f"{height}px", width="100%", directed=True, cdn_resources="in_line")
+    # strong repulsion and long springs, nodes never overlapping: 30–60 edges used to draw as a tangle of labels
+    net.barnes_hut(gravity=-12000, central_gravity=0.15, spring_length=220, spring_strength=0.02, overlap=1)
     net.toggle_physics(len(view["shown"]) <= 300)
     shown, edges = view["shown"], view["edges"]
     top = float(shown["strength"].max()) if len(shown) else 1.0

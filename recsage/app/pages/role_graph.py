@@ -34,7 +34,7 @@ c1.caption(f"{stats.get('role_topic_edges_above_floor', 0)} of {stats.get('role_
 with c2:
     if drawing == "interactive":
         # our own generated page (labels escaped, JavaScript inlined, no remote assets)
-        st.iframe(role_graph_html(path, role=chosen, min_weight=min_weight, max_edges=max_edges, include_hidden=hidden), height=660)
+        st.iframe(role_graph_html(path, role=chosen, min_weight=min_weight, max_edges=max_edges, include_hidden=hidden), height=840)  # the drawing (560) and the scrolling evidence panel under it
     else:
         st.graphviz_chart(view["dot"], use_container_width=True)
 st.subheader("Edges and their evidence")
