@@ -34,12 +34,19 @@ def saved_models(prepared: str) -> dict:
     return explore.find_saved_models(Dataset.load(prepared).n_items, WORKSPACE, Path(".recsage/demo"))
 
 
+SLOW_SID_METHODS = ("rqvae",)  # fitted as a background job (minutes on 2 cores), the others inline (seconds)
+
+
+def sid_dir(prepared: str, method: str, levels: int, codes: int) -> Path:
+    return Path(prepared).parent / "sid" / f"{Path(prepared).name}-{method}-{levels}x{codes}"
+
+
 @st.cache_resource(show_spinner="Fitting a semantic-ID codebook…")
 def sid_for(prepared: str, method: str, levels: int, codes: int) -> str:
     from recsage.datasets import Dataset
     from recsage.pipelines.sid import build_semantic_ids
 
-    out = Path(prepared).parent / "sid" / f"{Path(prepared).name}-{method}-{levels}x{codes}"
+    out = sid_dir(prepared, method, levels, codes)
     if not (out / "sids.parquet").exists():
         build_semantic_ids(Dataset.load(prepared), method=method, levels=levels, codes=codes, collision="suffix", out=out)
     return str(out)

@@ -56,16 +56,47 @@ def start_push_job(items: str | Path, job_dir: str | Path, *, styles: list[str],
         raise InvalidInputError("choose at least one style", field="styles")
     if not Path(items).exists():
         raise InvalidInputError("items file not found", file=str(items))
-    job_dir.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, "-m", "recsage.cli", "push", "generate", "--items", str(items), "--out", str(job_dir / OUTPUT),
+    cmd = ["push", "generate", "--items", str(items), "--out", str(job_dir / OUTPUT),
            "--styles", ",".join(styles), "--n", str(n), "--max-chars", str(max_chars), "--limit", str(limit)]
     if model:
         cmd += ["--model", model]
+    return start_cli_job(job_dir, cmd, kind="push", total=limit, styles=styles, n=n)
+
+
+def start_cli_job(job_dir: str | Path, args: list[str], *, kind: str, total: int | None = None, **extra: Any) -> dict[str, Any]:
+    """`recsage ARGS…` in its own process and session, output in job.log, described by job.json."""
+    job_dir = Path(job_dir)
+    job_dir.mkdir(parents=True, exist_ok=True)
+    cmd = [sys.executable, "-m", "recsage.cli", *args]
     with open(job_dir / "job.log", "ab") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    meta = {"kind": "push", "pid": proc.pid, "cmd": cmd, "total": limit, "styles": styles, "n": n, "started": time.time()}
+    meta = {"kind": kind, "pid": proc.pid, "cmd": cmd, "total": total, "started": time.time(), **extra}
     (job_dir / "job.json").write_text(json.dumps(meta, indent=2))
     return meta
+
+
+def start_sid_job(prepared: str | Path, out: str | Path, *, method: str, levels: int, codes: int) -> dict[str, Any]:
+    """A codebook fit in the background (an RQ-VAE on the sample took 689 s behind a spinner);
+    the job folder is the codebook folder's sibling `<out>.job`."""
+    job_dir = Path(str(out) + ".job")
+    if cli_job_status(job_dir, Path(out) / "sids.parquet")["running"]:
+        raise InvalidInputError("this codebook is already being fitted", file=str(job_dir))
+    return start_cli_job(job_dir, ["sid", "fit", "--items", str(prepared), "--method", method, "--levels", str(levels), "--codes", str(codes),
+                                   "--collision", "suffix", "--out", str(out)], kind="sid")
+
+
+def cli_job_status(job_dir: str | Path, output: str | Path) -> dict[str, Any]:
+    """Running or not, finished (its `output` written after it started), elapsed, the log's tail."""
+    job_dir = Path(job_dir)
+    meta_path = job_dir / "job.json"
+    if not meta_path.exists():
+        return {"exists": False, "running": False, "finished": Path(output).exists(), "elapsed": 0.0, "log_tail": []}
+    meta = json.loads(meta_path.read_text())
+    running = _alive(int(meta["pid"]))
+    log = job_dir / "job.log"
+    finished = not running and Path(output).exists() and Path(output).stat().st_mtime >= meta["started"]
+    return {"exists": True, "running": running, "finished": finished, "crashed": not running and not finished,
+            "elapsed": round(time.time() - meta["started"], 1), "log_tail": log.read_text(errors="replace").splitlines()[-8:] if log.exists() else []}
 
 
 def job_status(job_dir: str | Path) -> dict[str, Any]:

@@ -278,3 +278,28 @@ def test_tagging_page_states_the_cost_and_asks_before_a_long_run():
     assert not at.exception
     assert any("Estimated time for 3 item" in c.value for c in at.caption)
     assert at.checkbox and _button(at, "Tag with the LLM").disabled  # nothing starts until the cost is confirmed
+
+
+def test_sid_explorer_fits_a_slow_codebook_as_a_background_job():
+    """An RQ-VAE is not fitted behind a spinner (689 s once): the page starts a job and shows its progress."""
+    import json
+    import os
+    import signal
+
+    import recsage.app.components as comp
+
+    at = run("sid_explorer.py")
+    at.selectbox[0].set_value("rqvae").run()
+    assert not at.exception and not at.metric  # nothing fitted inline
+    _button(at, "Fit in the background").click().run()
+    assert not at.exception
+    job = comp.sid_dir(str(comp.WORKSPACE / "scientific"), "rqvae", 3, 64).with_name("scientific-rqvae-3x64.job")
+    meta = json.loads((job / "job.json").read_text())
+    try:
+        assert meta["kind"] == "sid" and "rqvae" in meta["cmd"]
+        assert any("in the background" in i.value for i in at.info) or (job.parent / "scientific-rqvae-3x64" / "sids.parquet").exists()
+    finally:
+        try:
+            os.killpg(os.getpgid(meta["pid"]), signal.SIGKILL)
+        except ProcessLookupError:
+            pass

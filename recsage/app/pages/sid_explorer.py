@@ -1,9 +1,10 @@
 import pandas as pd
 import streamlit as st
 
-from recsage.app.components import show_error, sid_for, workspace
+from recsage.app.components import SLOW_SID_METHODS, show_error, sid_dir, sid_for, workspace
 from recsage.core.errors import RecsageError
 from recsage.pipelines import explore
+from recsage.pipelines.jobs import cli_job_status, start_sid_job
 
 st.title("SID explorer")
 root = workspace()
@@ -12,6 +13,25 @@ c1, c2, c3 = st.columns(3)
 method = c1.selectbox("Method", ["rqkmeans", "balanced", "rqvae", "parallel"])
 levels = c2.selectbox("Levels", [2, 3], index=1)
 codes = c3.selectbox("Codes per level", [32, 64, 256], index=1)
+out = sid_dir(prepared, method, levels, codes)
+if method in SLOW_SID_METHODS and not (out / "sids.parquet").exists():  # minutes of training: a background job, not a spinner
+    status = cli_job_status(str(out) + ".job", out / "sids.parquet")
+    if status["running"]:
+        st.info(f"Fitting {method} {levels}×{codes} in the background: {status['elapsed']:.0f} s so far (you can leave this page).")
+        st.code("\n".join(status["log_tail"]) or "(no output yet)")
+        st.button("Refresh")
+    else:
+        if status.get("crashed"):
+            st.error("The last fit stopped without a codebook; its log:")
+            st.code("\n".join(status["log_tail"]))
+        st.caption(f"{method} trains a network: several minutes on 2 CPU cores. It runs as a background job.")
+        if st.button("Fit in the background", type="primary"):
+            try:
+                start_sid_job(prepared, out, method=method, levels=levels, codes=codes)
+                st.rerun()
+            except RecsageError as e:
+                show_error(e)
+    st.stop()
 try:
     view = explore.sid_overview(sid_for(prepared, method, levels, codes), prepared)
 except RecsageError as e:
