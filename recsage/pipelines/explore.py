@@ -65,8 +65,12 @@ def validate_upload(data: bytes, filename: str, mapping: str | None = None) -> d
         p = Path(tmp) / f"upload{suffix}"
         p.write_bytes(data)
         report = ValidationReport(skip_bad=True)
-        ds = load_generic(p, mapping=ColumnMapping.parse(mapping), report=report, name=Path(filename).stem)
-    return {"summary": ds.summary(), "validation": report.to_dict()}
+        try:
+            ds = load_generic(p, mapping=ColumnMapping.parse(mapping), report=report, name=Path(filename).stem)
+        except InvalidInputError as e:  # name the user's file, not the server's temporary copy
+            raise InvalidInputError(e.reason.replace(str(p), filename), file=filename if e.file == str(p) else e.file, record=e.record, field=e.field) from None
+    validation = json.loads(json.dumps(report.to_dict(), default=str).replace(json.dumps(str(p))[1:-1], filename))
+    return {"summary": ds.summary(), "validation": validation}
 
 
 @lru_cache(maxsize=8)

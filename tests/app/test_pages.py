@@ -303,3 +303,14 @@ def test_sid_explorer_fits_a_slow_codebook_as_a_background_job():
             os.killpg(os.getpgid(meta["pid"]), signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_upload_errors_name_the_users_file():
+    from recsage.core.errors import InvalidInputError
+    from recsage.pipelines.explore import validate_upload
+
+    with pytest.raises(InvalidInputError) as e:
+        validate_upload(b"user_id,item_id,timestamp\nu1,i1,1\nu1,i2,2,EXTRA\n", "my_clicks.csv")
+    assert "my_clicks.csv" in str(e.value) and "/tmp" not in str(e.value)
+    res = validate_upload(b"user_id,item_id,timestamp\nu1,i1,1\nu1,,2\n", "my_clicks.csv")
+    assert all(ex["file"] == "my_clicks.csv" for ex in res["validation"]["examples"])
