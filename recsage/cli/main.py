@@ -92,12 +92,13 @@ def data_prepare(
                                           "categories_sep (--items table); split (a train/valid/test column: your own split, kept as "
                                           "protocol 'given'). Defaults: user=user_id, item=item_id, timestamp=timestamp, title=title"),
     order: str = typer.Option("timestamp", "--order", help="generic: 'timestamp' (sort) or 'file' (rows already in order)"),
+    encoding: str = typer.Option("utf-8", "--encoding", help="generic: the text files' encoding (e.g. latin-1, cp1252)"),
 ) -> None:
     """Load, validate and write a dataset as Parquet, with its splits and a JSON summary."""
     from recsage.pipelines import prepare_dataset
 
     with console.status(f"preparing {kind} from {src}"):
-        summary = prepare_dataset(kind, src, out, skip_bad=skip_bad, items=items, mapping=mapping, order=order)
+        summary = prepare_dataset(kind, src, out, skip_bad=skip_bad, items=items, mapping=mapping, order=order, encoding=encoding)
     console.print_json(json.dumps(summary, default=str))
     console.print(f"[green]wrote[/] {out}")
 

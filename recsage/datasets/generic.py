@@ -56,6 +56,7 @@ def load_generic(
     order: str = "timestamp",
     report: ValidationReport | None = None,
     name: str = "generic",
+    encoding: str = "utf-8",
 ) -> Dataset:
     """`order="timestamp"` sorts each user's rows by time; `order="file"` says the file already is
     in sequence order, so a timestamp going backwards is reported as an error instead of re-sorted."""
@@ -64,7 +65,7 @@ def load_generic(
     m = mapping or ColumnMapping()
     report = report or ValidationReport()
     ifile = str(interactions)
-    df = read_table(interactions)
+    df = read_table(interactions, encoding)
     require_columns(df, [c for c in (m.user, m.item, m.timestamp, m.rating, m.split) if c], file=ifile)
 
     rows = []
@@ -85,7 +86,7 @@ def load_generic(
 
     if items is not None:
         tfile = str(items)
-        it = read_table(items)
+        it = read_table(items, encoding)
         require_columns(it, [c for c in (m.item, m.title, m.description, m.brand, m.categories) if c], file=tfile)
         keep = check_unique(it[m.item].astype(str).tolist(), [record_label(it, i) for i in range(len(it))], file=tfile, field=m.item, report=report)
         item_rows = []

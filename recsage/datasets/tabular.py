@@ -12,8 +12,13 @@ import pandas as pd
 from recsage.core.errors import InvalidInputError
 
 
-def read_table(path: str | Path, **csv_kwargs) -> pd.DataFrame:
+def read_table(path: str | Path, encoding: str = "utf-8", **csv_kwargs) -> pd.DataFrame:
+    """A CSV/TSV/JSONL/Parquet table (optionally gzipped); text files are read as `encoding`."""
     path = Path(path)
+    try:
+        "".encode(encoding)
+    except LookupError:
+        raise InvalidInputError(f"unknown encoding {encoding!r}", field="encoding") from None
     if not path.exists():
         raise InvalidInputError("file not found", file=str(path))
     name = path.name.lower()
@@ -21,16 +26,17 @@ def read_table(path: str | Path, **csv_kwargs) -> pd.DataFrame:
         if name.endswith(".parquet"):
             return pd.read_parquet(path)
         if name.endswith((".jsonl", ".jsonl.gz", ".ndjson")):
-            return _read_jsonl(path)
+            return _read_jsonl(path, encoding)
         if name.endswith((".csv", ".csv.gz", ".tsv", ".tsv.gz")):
             sep = "\t" if ".tsv" in name else ","
-            return pd.read_csv(path, sep=sep, **{"keep_default_na": False, "na_values": [""], **csv_kwargs})
+            return pd.read_csv(path, sep=sep, encoding=encoding, **{"keep_default_na": False, "na_values": [""], **csv_kwargs})
     except InvalidInputError:
         raise
     except pd.errors.ParserError as e:
         raise InvalidInputError(f"malformed CSV: {e}", file=str(path)) from None
     except UnicodeDecodeError as e:
-        raise InvalidInputError(f"not UTF-8 text ({e.reason} at byte {e.start} of a chunk); re-encode the file as UTF-8", file=str(path)) from None
+        raise InvalidInputError(f"not {encoding} text ({e.reason} at byte {e.start} of a chunk); pass the file's encoding, e.g. --encoding latin-1",
+                                file=str(path)) from None
     except (EOFError, zlib.error) as e:  # a truncated .gz: click would print only "Aborted."
         raise InvalidInputError(f"truncated or corrupt gzip ({e})", file=str(path)) from None
     except (OSError, ValueError) as e:
@@ -41,7 +47,7 @@ def read_table(path: str | Path, **csv_kwargs) -> pd.DataFrame:
 MAX_LINE_BYTES = 16 * 2**20  # one record; a longer line is a broken file (or not a line-based file at all)
 
 
-def text_lines(path: Path) -> Iterator[tuple[int, str]]:
+def text_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
     """(line number, line) of a UTF-8 text file, gzipped or not, a leading BOM skipped. Bytes that
     are not UTF-8 and a truncated or corrupt .gz become an error naming the file and the line
     (lines are decoded one by one, so the line number is exact)."""
@@ -56,9 +62,10 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
                 if len(raw) > MAX_LINE_BYTES:
                     raise InvalidInputError(f"a line longer than {MAX_LINE_BYTES // 2**20} MiB: not a record", file=str(path), record=f"line {lineno}")
                 try:
-                    yield lineno, raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+                    yield lineno, raw.decode("utf-8-sig" if lineno == 1 and encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding)
                 except UnicodeDecodeError as e:
-                    raise InvalidInputError(f"not UTF-8 text ({e.reason} at byte {e.start} of the line); re-encode the file as UTF-8",
+                    raise InvalidInputError(f"not {encoding} text ({e.reason} at byte {e.start} of the line); pass the file's encoding, "
+                                            "e.g. --encoding latin-1",
                                             file=str(path), record=f"line {lineno}") from None
     except FileNotFoundError:
         raise InvalidInputError("file not found", file=str(path)) from None
@@ -66,9 +73,9 @@ def text_lines(path: Path) -> Iterator[tuple[int, str]]:
         raise InvalidInputError(f"truncated or corrupt gzip after {lineno} complete lines ({e})", file=str(path), record=f"line {lineno + 1}") from None
 
 
-def iter_jsonl(path: Path):
+def iter_jsonl(path: Path, encoding: str = "utf-8"):
     """(line number, object) for each non-blank line; a bad line is an error naming file and line."""
-    for lineno, line in text_lines(path):
+    for lineno, line in text_lines(path, encoding):
         if not line.strip():
             continue
         try:
@@ -82,8 +89,8 @@ def iter_jsonl(path: Path):
         yield lineno, obj
 
 
-def _read_jsonl(path: Path) -> pd.DataFrame:
-    rows = [{**obj, "__line__": lineno} for lineno, obj in iter_jsonl(path)]
+def _read_jsonl(path: Path, encoding: str = "utf-8") -> pd.DataFrame:
+    rows = [{**obj, "__line__": lineno} for lineno, obj in iter_jsonl(path, encoding)]
     return pd.DataFrame(rows)
 
 

@@ -24,6 +24,7 @@ def prepare_dataset(
     mapping: str | None = None,
     order: str = "timestamp",
     splits: bool = True,
+    encoding: str = "utf-8",
 ) -> dict[str, Any]:
     """Loads a source, validates it, writes Parquet tables + `summary.json` (+ splits when possible).
 
@@ -31,7 +32,7 @@ def prepare_dataset(
     """
     if kind == "generic":
         report = ValidationReport(skip_bad=skip_bad)
-        ds = load_generic(src, items, mapping=ColumnMapping.parse(mapping), order=order, report=report)
+        ds = load_generic(src, items, mapping=ColumnMapping.parse(mapping), order=order, report=report, encoding=encoding)
     else:
         ds = load_dataset(kind, src, skip_bad=skip_bad)
     out = Path(out)

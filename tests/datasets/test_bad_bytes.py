@@ -40,8 +40,8 @@ def bad_gzip_header(path):
 
 CASES = [  # (synthetic file name, writer, what the message must say, the line it must name)
     ("synthetic_truncated.jsonl.gz", truncated_gz, "truncated or corrupt gzip", "line "),
-    ("synthetic_latin1.jsonl", latin1, "not UTF-8", "line 21"),
-    ("synthetic_binary.jsonl", binary, "not UTF-8", "line 1"),
+    ("synthetic_latin1.jsonl", latin1, "not utf-8 text", "line 21"),
+    ("synthetic_binary.jsonl", binary, "not utf-8 text", "line 1"),
     ("synthetic_nested.jsonl", nested, "nested too deeply", "line 21"),
     ("synthetic_not_gzip.jsonl.gz", bad_gzip_header, "gzip", "line 1"),
     ("synthetic_long_line.jsonl", long_line, "longer than 16 MiB", "line 21"),
@@ -68,6 +68,17 @@ def test_amazon_reviews_truncated_gz_names_file_and_line(tmp_path):
     r = runner.invoke(app, ["data", "prepare", "amazon-reviews", "--src", str(src), "--out", str(tmp_path / "out")])
     text = " ".join(r.output.split())
     assert r.exit_code == 2 and "truncated or corrupt gzip" in text and "synthetic_reviews.json.gz" in text and "line 826" in text
+
+
+def test_latin1_reads_with_encoding(tmp_path):
+    src = tmp_path / "synthetic_latin1.jsonl"
+    latin1(src)
+    r = runner.invoke(app, ["data", "prepare", "generic", "--src", str(src), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "--encoding latin-1" in " ".join(r.output.split())
+    r = runner.invoke(app, ["data", "prepare", "generic", "--src", str(src), "--out", str(tmp_path / "out"), "--encoding", "latin-1"])
+    assert r.exit_code == 0, r.output
+    r = runner.invoke(app, ["data", "prepare", "generic", "--src", str(src), "--out", str(tmp_path / "out"), "--encoding", "klingon"])
+    assert r.exit_code == 2 and "unknown encoding 'klingon'" in r.output
 
 
 def test_a_utf8_bom_is_accepted(tmp_path):
