@@ -30,7 +30,9 @@ from _common import REPO, print_table, rss_mb, write_results
 CLASSES = {  # class: test node ids (files or file::test)
     "bytes not text in the declared encoding, truncated/corrupt .gz, 16 MiB lines, deep nesting, BOM": ["tests/datasets/test_bad_bytes.py::test_unreadable_bytes_are_one_clean_error",
                                                                             "tests/datasets/test_bad_bytes.py::test_amazon_reviews_truncated_gz_names_file_and_line",
-                                                                            "tests/datasets/test_bad_bytes.py::test_a_utf8_bom_is_accepted"],
+                                                                            "tests/datasets/test_bad_bytes.py::test_a_utf8_bom_is_accepted",
+                                                                            "tests/datasets/test_bad_bytes.py::test_latin1_reads_with_encoding",
+                                                                            "tests/app/test_pages.py::test_upload_errors_name_the_users_file"],
     "values that parse but are wrong (NaN, range, 64-bit overflow, empty file, shifted columns)": [
         "tests/datasets/test_bad_bytes.py::test_values_that_parse_but_are_wrong_are_refused_or_counted",
         "tests/datasets/test_bad_bytes.py::test_an_empty_ratings_file_is_refused", "tests/datasets/test_validation.py"],
