@@ -30,6 +30,9 @@ PUSH_PROMPT = PromptTemplate(
 )
 
 
+GRAMMAR_MARGIN = 20  # characters the grammar allows beyond max_chars (see `schema`)
+
+
 @dataclass
 class PushResult:
     item_id: str
@@ -86,10 +89,12 @@ class PushCopyGenerator:
     def schema(self, constraints: PushConstraints) -> dict[str, Any]:
         return {
             "type": "object",
-            # the grammar's bound is generous on purpose: at max_chars it cut copy mid-sentence (12 of 27
-            # chosen copies were exactly 90 characters); an over-long candidate is now rejected by the
-            # length filter, with its reason, instead of being truncated into a pass
-            "properties": {"candidates": {"type": "array", "items": {"type": "string", "maxLength": 2 * constraints.max_chars},
+            # the grammar's bound sits above the limit on purpose: at max_chars it cut copy mid-sentence
+            # (12 of 27 chosen copies were exactly 90 characters). A string the grammar cuts is now
+            # longer than max_chars, so the length filter always rejects it, with its reason, instead
+            # of a truncated sentence passing. (At 2× the limit the 0.5B model rambled past its token
+            # budget into invalid JSON.)
+            "properties": {"candidates": {"type": "array", "items": {"type": "string", "maxLength": constraints.max_chars + GRAMMAR_MARGIN},
                                           "minItems": 1, "maxItems": self.n}},
             "required": ["candidates"],
             "additionalProperties": False,
@@ -99,7 +104,7 @@ class PushCopyGenerator:
         """One chat per style (in the order of `styles`), each asking for `n` candidates."""
         if not str(item_text).strip():
             raise InvalidInputError("item has no text to write copy for", record=item_id, field="text")
-        params = GenerationParams(max_tokens=40 + self.n * (2 * constraints.max_chars // 3 + 8), temperature=self.temperature, seed=self.seed)
+        params = GenerationParams(max_tokens=40 + self.n * ((constraints.max_chars + GRAMMAR_MARGIN) // 3 + 8), temperature=self.temperature, seed=self.seed)
         schema = self.schema(constraints)
         return [ChatRequest(self.messages(item_text, s, constraints), schema, params) for s in self.library.select(list(styles))]
 
