@@ -73,11 +73,11 @@ RUNS = {
     "lazy-cf-balanced-hd": ("lazy", "ours:cf:balanced", {**LAZY_TRIE, "epochs": 12, "history_dropout": 0.15}, "cf"),
     "tiger-cf-balanced-hd": ("tiger", "ours:cf:balanced", {**TIGER, "history_dropout": 0.15}, "cf"),
     # DiffGRM (#20 part 2): the lazy-cf-balanced-hd recipe and codebook with the digit denoiser in
-    # place of the autoregressive decoder (8 epochs and 1,000 validation users: an epoch with the
-    # on-policy noising pass and L-step denoising validation takes ~95 s, so 8 fit the 15-minute cap);
+    # place of the autoregressive decoder; 6 epochs (≈ 80 s each with the on-policy noising pass) and
+    # 500 validation users — session 14's CPU budget for three seeds, well inside the 15-minute cap;
     # then on the parallel (decoupled, variance-balanced) codebook
-    "diffgrm-cf-balanced-hd": ("diffgrm", "ours:cf:balanced", {**LAZY_TRIE, "epochs": 8, "history_dropout": 0.15, "valid_users": 1000}, "cf"),
-    "diffgrm-cf-parallel-hd": ("diffgrm", "ours:cf:parallel", {**LAZY_TRIE, "epochs": 8, "history_dropout": 0.15, "valid_users": 1000}, "cf"),
+    "diffgrm-cf-balanced-hd": ("diffgrm", "ours:cf:balanced", {**LAZY_TRIE, "epochs": 6, "history_dropout": 0.15, "valid_users": 500}, "cf"),
+    "diffgrm-cf-parallel-hd": ("diffgrm", "ours:cf:parallel", {**LAZY_TRIE, "epochs": 6, "history_dropout": 0.15, "valid_users": 500}, "cf"),
     "lazy-cf-balanced-4l": ("lazy", "ours:cf:balanced", {**LAZY_TRIE, "epochs": 10, "n_decoder_layers": 4}, "cf"),
     "lazy-cf-rqkmeans": ("lazy", "ours:cf:rqkmeans", {**LAZY, "epochs": 8}, "cf"),
     "lazy-text-balanced": ("lazy", "ours:text:balanced", LAZY_SMALL_DATA, "cf"),
