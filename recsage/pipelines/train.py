@@ -221,7 +221,7 @@ def recommend_batch(model_dir: str | Path, prepared: str | Path, *, users: str |
     Unknown ids are errors naming the file and line; nothing is written then."""
     from tqdm.auto import tqdm
 
-    from recsage.datasets.tabular import iter_jsonl, read_table, record_label
+    from recsage.datasets.tabular import iter_jsonl, read_table, record_label, require_columns
 
     out = Path(out)
     if out.suffix not in (".parquet", ".csv", ".jsonl"):
@@ -245,9 +245,7 @@ def recommend_batch(model_dir: str | Path, prepared: str | Path, *, users: str |
             chosen = list(range(ds.n_users))
         else:
             table = read_table(users, dtype=str)
-            require_user = "user" if "user" in table.columns else None
-            if require_user is None:
-                raise InvalidInputError(f"needs a 'user' column of raw user ids; found {[c for c in table.columns if c != '__line__']}", file=str(users), field="user")
+            require_columns(table, ["user"], file=str(users))  # raw user ids
             chosen = []
             for pos, raw in enumerate(table["user"].astype(str)):
                 if raw not in user_of_raw:
