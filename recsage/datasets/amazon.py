@@ -12,18 +12,21 @@ import pandas as pd
 from recsage.core.errors import InvalidInputError
 from recsage.datasets.builders import RawInteraction, index_ids, interactions_table, items_table, users_table
 from recsage.datasets.tables import Dataset
-from recsage.datasets.tabular import text_lines
+from recsage.datasets.tabular import decode_text, text_lines
 from recsage.datasets.validation import ValidationReport, as_float, as_int, require
 
 _SID_TOKEN = re.compile(r"^<([a-z])_(\d+)>$")
 
 
-def read_json(path: Path) -> object:
+def read_json(path: Path, encoding: str = "utf-8") -> object:
+    """One JSON document; undecodable bytes, bad JSON and absurd nesting name the file and line."""
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
+        text = decode_text(path.read_bytes(), path, encoding)
+        return json.loads(text)
     except json.JSONDecodeError as e:
         raise InvalidInputError(f"invalid JSON ({e.msg})", file=str(path), record=f"line {e.lineno}") from None
+    except RecursionError:
+        raise InvalidInputError("JSON nested too deeply", file=str(path)) from None
     except FileNotFoundError:
         raise InvalidInputError("file not found", file=str(path)) from None
 
@@ -73,7 +76,7 @@ def parse_sid_index(path: Path, item_ids: dict[str, int], report: ValidationRepo
     return pd.DataFrame({"item_id": np.array([r[0] for r in rows], dtype=np.int64), "sid": [r[1] for r in rows]})
 
 
-def load_amazon_loo(path: str | Path, *, report: ValidationReport | None = None, name: str | None = None) -> Dataset:
+def load_amazon_loo(path: str | Path, *, report: ValidationReport | None = None, name: str | None = None, encoding: str = "utf-8") -> Dataset:
     """A LETTER-style folder: `<Name>.inter.json`, optional `<Name>.item.json` and SID indexes.
 
     Sequences are already chronological but carry no times, so `timestamp` is the position in the
@@ -86,11 +89,11 @@ def load_amazon_loo(path: str | Path, *, report: ValidationReport | None = None,
     inter_path = _one(folder, "*.inter.json")
     stem = inter_path.name[: -len(".inter.json")]
     item_path = _one(folder, f"{stem}.item.json", required=False)
-    raw_seqs = read_json(inter_path)
+    raw_seqs = read_json(inter_path, encoding)
     if not isinstance(raw_seqs, dict):
         raise InvalidInputError("expected a JSON object user -> item list", file=str(inter_path))
 
-    raw_items = read_json(item_path) if item_path else None
+    raw_items = read_json(item_path, encoding) if item_path else None
     item_rows = []
     if raw_items is not None:
         if not isinstance(raw_items, dict):
@@ -164,7 +167,7 @@ def load_amazon_loo(path: str | Path, *, report: ValidationReport | None = None,
     )
 
 
-def load_amazon_reviews(path: str | Path, *, report: ValidationReport | None = None) -> Dataset:
+def load_amazon_reviews(path: str | Path, *, report: ValidationReport | None = None, encoding: str = "utf-8") -> Dataset:
     """Amazon 2018 review JSON lines (optionally gzipped): ratings as interactions, reviews as comments.
 
     Exact duplicate rows (same user, item, time, rating and text) are a known artefact of these
@@ -175,7 +178,7 @@ def load_amazon_reviews(path: str | Path, *, report: ValidationReport | None = N
     records = []
     seen = set()
     dupes = 0
-    for lineno, line in text_lines(path):
+    for lineno, line in text_lines(path, encoding):
         if not line.strip():
             continue
         try:

@@ -29,15 +29,15 @@ def _dedupe(df: pd.DataFrame, col: str, file: str, report: ValidationReport) -> 
     return df.loc[keep].reset_index(drop=True)
 
 
-def load_reddit_comments(path: str | Path, *, report: ValidationReport | None = None) -> Dataset:
+def load_reddit_comments(path: str | Path, *, report: ValidationReport | None = None, encoding: str = "utf-8") -> Dataset:
     """`threads.csv.gz` + `comments.csv.gz`; a thread is a content item. Internal use only (no licence)."""
     folder = Path(path)
     report = report or ValidationReport()
     tfile, cfile = folder / "threads.csv.gz", folder / "comments.csv.gz"
-    threads = read_table(tfile)
+    threads = read_table(tfile, encoding)
     require_columns(threads, ["thread_id", "title"], file=str(tfile))
     threads = _dedupe(_drop_missing(threads, ["thread_id", "title"], str(tfile), report), "thread_id", str(tfile), report)
-    comments = read_table(cfile)
+    comments = read_table(cfile, encoding)
     require_columns(comments, ["comment_id", "thread_id", "parent_id", "text", "upvotes", "created"], file=str(cfile))
     comments = _dedupe(_drop_missing(comments, ["comment_id", "thread_id", "created"], str(cfile), report), "comment_id", str(cfile), report)
     item_map = index_ids(threads["thread_id"].astype(str), numeric=False)
@@ -92,18 +92,18 @@ def _commenters(comments: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return users, inter.sort_values(["user_id", "timestamp", "item_id"], kind="stable").reset_index(drop=True)
 
 
-def load_youtube_comments(path: str | Path, *, report: ValidationReport | None = None) -> Dataset:
+def load_youtube_comments(path: str | Path, *, report: ValidationReport | None = None, encoding: str = "utf-8") -> Dataset:
     """`videos-stats.csv` + `comments.csv`. Videos listed under two keywords are kept once
     (first keyword) and their duplicated comment rows are removed; both counts go to `meta`."""
     folder = Path(path)
     report = report or ValidationReport()
     vfile, cfile = folder / "videos-stats.csv", folder / "comments.csv"
-    videos = read_table(vfile)
+    videos = read_table(vfile, encoding)
     require_columns(videos, ["Title", "Video ID", "Keyword"], file=str(vfile))
     videos = _drop_missing(videos, ["Title", "Video ID"], str(vfile), report)
     n_videos_rows = len(videos)
     videos = videos.drop_duplicates("Video ID", keep="first").reset_index(drop=True)
-    comments = read_table(cfile)
+    comments = read_table(cfile, encoding)
     require_columns(comments, ["Video ID", "Comment", "Likes"], file=str(cfile))
     comments = _drop_missing(comments, ["Video ID"], str(cfile), report)
     n_comment_rows = len(comments)

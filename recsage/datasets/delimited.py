@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from recsage.core.errors import InvalidInputError
+from recsage.datasets.tabular import text_lines
 from recsage.datasets.validation import ValidationReport
 
 
@@ -21,20 +22,19 @@ def read_delimited(
     """Yields (line number, fields) for well-formed lines; malformed ones go to the report."""
     if not path.exists():
         raise InvalidInputError("file not found", file=str(path))
-    with open(path, encoding=encoding, newline="") as f:
-        for lineno, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split(sep)
-            lo = n_fields if min_fields is None else min_fields
-            if not (lo <= len(fields) <= n_fields):
-                report.reject(
-                    InvalidInputError(
-                        f"malformed row: {len(fields)} fields, expected {n_fields}",
-                        file=str(path),
-                        record=f"line {lineno}",
-                    )
+    for lineno, line in text_lines(path, encoding):  # undecodable bytes, huge lines: an error naming the line
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        fields = line.split(sep)
+        lo = n_fields if min_fields is None else min_fields
+        if not (lo <= len(fields) <= n_fields):
+            report.reject(
+                InvalidInputError(
+                    f"malformed row: {len(fields)} fields, expected {n_fields}",
+                    file=str(path),
+                    record=f"line {lineno}",
                 )
-                continue
-            yield lineno, fields
+            )
+            continue
+        yield lineno, fields

@@ -34,15 +34,17 @@ def _unique_rows(rows: list[tuple[int, list[str]]], file: Path, report: Validati
     return [r for r, k in zip(rows, keep) if k]
 
 
-def load_movielens_100k(path: str | Path, *, report: ValidationReport | None = None) -> Dataset:
+def load_movielens_100k(path: str | Path, *, report: ValidationReport | None = None, encoding: str | None = None) -> Dataset:
+    """`u.data`, `u.item`, `u.user`, `u.genre`. `encoding` applies to every file; by default the
+    titles file is read as Latin-1 (as GroupLens ships it) and the rest as UTF-8."""
     folder = Path(path)
     report = report or ValidationReport()
     genres_file = folder / "u.genre"
-    genres = [f[0] for _, f in read_delimited(genres_file, "|", 2, report)]
+    genres = [f[0] for _, f in read_delimited(genres_file, "|", 2, report, encoding=encoding or "utf-8")]
 
     item_file = folder / "u.item"
     item_rows = []
-    for lineno, f in _unique_rows(list(read_delimited(item_file, "|", 5 + len(genres), report, encoding="latin-1")), item_file, report):
+    for lineno, f in _unique_rows(list(read_delimited(item_file, "|", 5 + len(genres), report, encoding=encoding or "latin-1")), item_file, report):
         rec = f"line {lineno}"
         try:
             require(f[1], file=str(item_file), record=rec, field="title")
@@ -62,7 +64,7 @@ def load_movielens_100k(path: str | Path, *, report: ValidationReport | None = N
 
     user_file = folder / "u.user"
     attrs = {}
-    for lineno, f in _unique_rows(list(read_delimited(user_file, "|", 5, report)), user_file, report):
+    for lineno, f in _unique_rows(list(read_delimited(user_file, "|", 5, report, encoding=encoding or "utf-8")), user_file, report):
         rec = f"line {lineno}"
         try:
             age = as_int(f[1], file=str(user_file), record=rec, field="age")
@@ -76,7 +78,7 @@ def load_movielens_100k(path: str | Path, *, report: ValidationReport | None = N
 
     data_file = folder / "u.data"
     rows = []
-    for lineno, f in read_delimited(data_file, "\t", 4, report):
+    for lineno, f in read_delimited(data_file, "\t", 4, report, encoding=encoding or "utf-8"):
         rec = f"line {lineno}"
         try:
             ts = as_int(f[3], file=str(data_file), record=rec, field="timestamp")
@@ -96,13 +98,14 @@ def load_movielens_100k(path: str | Path, *, report: ValidationReport | None = N
     )
 
 
-def load_movielens_1m(path: str | Path, *, report: ValidationReport | None = None) -> Dataset:
-    """Users and movies; ratings too when `ratings.dat` is present (it is not in the shared copy)."""
+def load_movielens_1m(path: str | Path, *, report: ValidationReport | None = None, encoding: str | None = None) -> Dataset:
+    """Users and movies; ratings too when `ratings.dat` is present (it is not in the shared copy).
+    `encoding` as for `load_movielens_100k`."""
     folder = Path(path)
     report = report or ValidationReport()
     movie_file = folder / "movies.dat"
     item_rows = []
-    for lineno, f in _unique_rows(list(read_delimited(movie_file, "::", 3, report, encoding="latin-1")), movie_file, report):
+    for lineno, f in _unique_rows(list(read_delimited(movie_file, "::", 3, report, encoding=encoding or "latin-1")), movie_file, report):
         try:
             require(f[1], file=str(movie_file), record=f"line {lineno}", field="title")
         except InvalidInputError as e:
@@ -113,7 +116,7 @@ def load_movielens_1m(path: str | Path, *, report: ValidationReport | None = Non
 
     user_file = folder / "users.dat"
     attrs = {}
-    for lineno, f in _unique_rows(list(read_delimited(user_file, "::", 5, report)), user_file, report):
+    for lineno, f in _unique_rows(list(read_delimited(user_file, "::", 5, report, encoding=encoding or "utf-8")), user_file, report):
         rec = f"line {lineno}"
         try:
             age = as_int(f[2], file=str(user_file), record=rec, field="age")
@@ -133,7 +136,7 @@ def load_movielens_1m(path: str | Path, *, report: ValidationReport | None = Non
     ratings_file = folder / "ratings.dat"
     if ratings_file.exists():
         rows = []
-        for lineno, f in read_delimited(ratings_file, "::", 4, report):
+        for lineno, f in read_delimited(ratings_file, "::", 4, report, encoding=encoding or "utf-8"):
             rec = f"line {lineno}"
             try:
                 rows.append(RawInteraction(f[0], f[1], as_int(f[3], file=str(ratings_file), record=rec, field="timestamp"),

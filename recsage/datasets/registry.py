@@ -26,10 +26,11 @@ LOADERS.register("reddit")(load_reddit_comments)
 LOADERS.register("youtube")(load_youtube_comments)
 
 
-def load_dataset(kind: str, path: str | Path, *, skip_bad: bool = False) -> Dataset:
-    """Loads a source folder/file with the named loader; `skip_bad` counts bad rows instead of failing."""
+def load_dataset(kind: str, path: str | Path, *, skip_bad: bool = False, encoding: str | None = None) -> Dataset:
+    """Loads a source folder/file with the named loader; `skip_bad` counts bad rows instead of failing;
+    `encoding` overrides the format's own text encoding (every loader takes it)."""
     loader = LOADERS.get(kind)
     report = ValidationReport(skip_bad=skip_bad)
-    ds = loader(path, report=report)
+    ds = loader(path, report=report, **({"encoding": encoding} if encoding else {}))
     ds.meta["validation"] = report.to_dict()
     return ds

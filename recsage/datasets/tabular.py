@@ -12,13 +12,36 @@ import pandas as pd
 from recsage.core.errors import InvalidInputError
 
 
-def read_table(path: str | Path, encoding: str = "utf-8", **csv_kwargs) -> pd.DataFrame:
-    """A CSV/TSV/JSONL/Parquet table (optionally gzipped); text files are read as `encoding`."""
-    path = Path(path)
+ENCODING_HINT = "pass the file's encoding, e.g. --encoding latin-1"
+
+
+def check_encoding(encoding: str) -> str:
     try:
         "".encode(encoding)
     except LookupError:
         raise InvalidInputError(f"unknown encoding {encoding!r}", field="encoding") from None
+    return encoding
+
+
+def is_utf8(encoding: str) -> bool:
+    return encoding.lower().replace("_", "-") in ("utf-8", "utf8")
+
+
+def decode_text(data: bytes, path: Path, encoding: str = "utf-8") -> str:
+    """A whole file's bytes as text (a UTF-8 BOM skipped); bytes that are not `encoding` are an
+    error naming the file, the line and the encoding that was expected."""
+    check_encoding(encoding)
+    try:
+        return data.decode("utf-8-sig" if is_utf8(encoding) else encoding)
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InvalidInputError(f"not {encoding} text ({e.reason} at byte {e.start}); {ENCODING_HINT}", file=str(path), record=f"line {line}") from None
+
+
+def read_table(path: str | Path, encoding: str = "utf-8", **csv_kwargs) -> pd.DataFrame:
+    """A CSV/TSV/JSONL/Parquet table (optionally gzipped); text files are read as `encoding`."""
+    path = Path(path)
+    check_encoding(encoding)
     if not path.exists():
         raise InvalidInputError("file not found", file=str(path))
     name = path.name.lower()
@@ -35,8 +58,7 @@ def read_table(path: str | Path, encoding: str = "utf-8", **csv_kwargs) -> pd.Da
     except pd.errors.ParserError as e:
         raise InvalidInputError(f"malformed CSV: {e}", file=str(path)) from None
     except UnicodeDecodeError as e:
-        raise InvalidInputError(f"not {encoding} text ({e.reason} at byte {e.start} of a chunk); pass the file's encoding, e.g. --encoding latin-1",
-                                file=str(path)) from None
+        raise InvalidInputError(f"not {encoding} text ({e.reason} at byte {e.start} of a chunk); {ENCODING_HINT}", file=str(path)) from None
     except (EOFError, zlib.error) as e:  # a truncated .gz: click would print only "Aborted."
         raise InvalidInputError(f"truncated or corrupt gzip ({e})", file=str(path)) from None
     except (OSError, ValueError) as e:
@@ -48,11 +70,12 @@ MAX_LINE_BYTES = 16 * 2**20  # one record; a longer line is a broken file (or no
 
 
 def text_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]:
-    """(line number, line) of a UTF-8 text file, gzipped or not, a leading BOM skipped. Bytes that
-    are not UTF-8 and a truncated or corrupt .gz become an error naming the file and the line
-    (lines are decoded one by one, so the line number is exact)."""
+    """(line number, line) of a text file in `encoding`, gzipped or not, a leading UTF-8 BOM skipped.
+    Bytes that are not `encoding` and a truncated or corrupt .gz become an error naming the file and
+    the line (lines are decoded one by one, so the line number is exact)."""
     import gzip
 
+    check_encoding(encoding)
     opener = gzip.open if path.suffix == ".gz" else open
     lineno = 0
     try:
@@ -62,10 +85,9 @@ def text_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]
                 if len(raw) > MAX_LINE_BYTES:
                     raise InvalidInputError(f"a line longer than {MAX_LINE_BYTES // 2**20} MiB: not a record", file=str(path), record=f"line {lineno}")
                 try:
-                    yield lineno, raw.decode("utf-8-sig" if lineno == 1 and encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding)
+                    yield lineno, raw.decode("utf-8-sig" if lineno == 1 and is_utf8(encoding) else encoding)
                 except UnicodeDecodeError as e:
-                    raise InvalidInputError(f"not {encoding} text ({e.reason} at byte {e.start} of the line); pass the file's encoding, "
-                                            "e.g. --encoding latin-1",
+                    raise InvalidInputError(f"not {encoding} text ({e.reason} at byte {e.start} of the line); {ENCODING_HINT}",
                                             file=str(path), record=f"line {lineno}") from None
     except FileNotFoundError:
         raise InvalidInputError("file not found", file=str(path)) from None

@@ -16,7 +16,7 @@ LICENCE = "CC BY 4.0 (cite Matias et al., Scientific Data 2021)"
 REQUIRED = ["clickability_test_id", "headline", "impressions", "clicks"]
 
 
-def load_upworthy(path: str | Path, *, report: ValidationReport | None = None) -> Dataset:
+def load_upworthy(path: str | Path, *, report: ValidationReport | None = None, encoding: str = "utf-8") -> Dataset:
     """One row per package (variant) of a test; a folder picks the Parquet file (else the CSV)."""
     path = Path(path)
     report = report or ValidationReport()
@@ -25,7 +25,7 @@ def load_upworthy(path: str | Path, *, report: ValidationReport | None = None) -
         if not hits:
             raise InvalidInputError("no .parquet or .csv file", file=str(path))
         path = hits[0]
-    df = read_table(path)
+    df = read_table(path, encoding)
     require_columns(df, REQUIRED, file=str(path))
     bad = np.zeros(len(df), dtype=bool)
     for col in REQUIRED:

@@ -24,7 +24,7 @@ def prepare_dataset(
     mapping: str | None = None,
     order: str = "timestamp",
     splits: bool = True,
-    encoding: str = "utf-8",
+    encoding: str | None = None,
 ) -> dict[str, Any]:
     """Loads a source, validates it, writes Parquet tables + `summary.json` (+ splits when possible).
 
@@ -32,9 +32,9 @@ def prepare_dataset(
     """
     if kind == "generic":
         report = ValidationReport(skip_bad=skip_bad)
-        ds = load_generic(src, items, mapping=ColumnMapping.parse(mapping), order=order, report=report, encoding=encoding)
+        ds = load_generic(src, items, mapping=ColumnMapping.parse(mapping), order=order, report=report, encoding=encoding or "utf-8")
     else:
-        ds = load_dataset(kind, src, skip_bad=skip_bad)
+        ds = load_dataset(kind, src, skip_bad=skip_bad, encoding=encoding)
     out = Path(out)
     ds.save(out)
     summary = ds.summary()

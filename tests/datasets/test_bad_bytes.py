@@ -120,3 +120,43 @@ def test_an_empty_ratings_file_is_refused(tmp_path):
     r = runner.invoke(app, ["data", "prepare", "generic", "--src", str(src), "--out", str(tmp_path / "out")])
     out = " ".join(r.output.split())
     assert r.exit_code == 2 and src.name in out and "Traceback" not in r.output, out
+
+
+def _movielens_latin1_user(tmp_path, shared_data):
+    import shutil
+
+    src = tmp_path / "synthetic_ml"
+    shutil.copytree(shared_data / "movielens-100k", src)
+    with open(src / "u.user", "ab") as f:
+        f.write("944|30|F|ingénieure|75001\n".encode("latin-1"))
+    return src, "u.user", "line 944"
+
+
+def _letter_latin1_items(tmp_path, shared_data):
+    src = tmp_path / "synthetic_letter"
+    src.mkdir()
+    (src / "X.inter.json").write_text('{"1": [0, 1, 2], "2": [1, 2, 0], "3": [2, 0, 1]}')
+    (src / "X.item.json").write_bytes('{"0": {"title": "a"},\n "1": {"title": "b"},\n "2": {"title": "crème"}}'.encode("latin-1"))
+    return src, "X.item.json", "line 3"
+
+
+def _reviews_latin1_line(tmp_path, shared_data):
+    src = tmp_path / "synthetic_reviews.json"
+    rows = [f'{{"reviewerID": "A{u}", "asin": "B{i}", "unixReviewTime": {u * 10 + i}, "overall": 5.0, "summary": "ok"}}' for u in range(3) for i in range(3)]
+    rows[4] = rows[4].replace('"ok"', '"très bien"')
+    src.write_bytes("\n".join(rows).encode("latin-1") + b"\n")
+    return src, "synthetic_reviews.json", "line 5"
+
+
+@pytest.mark.parametrize("kind,make", [("movielens", _movielens_latin1_user), ("amazon", _letter_latin1_items), ("amazon-reviews", _reviews_latin1_line)],
+                         ids=["movielens", "amazon", "amazon-reviews"])
+def test_every_named_loader_names_the_line_and_takes_encoding(tmp_path, shared_data, kind, make):
+    """Latin-1 bytes where a named format expects UTF-8: one clean error naming file, line and the
+    expected encoding, offering --encoding; with it the same source loads."""
+    src, file, line = make(tmp_path, shared_data)
+    r = runner.invoke(app, ["data", "prepare", kind, "--src", str(src), "--out", str(tmp_path / "out")])
+    text = " ".join(r.output.split())
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert file in text and line in text and "not utf-8 text" in text and "--encoding latin-1" in text, text
+    r = runner.invoke(app, ["data", "prepare", kind, "--src", str(src), "--out", str(tmp_path / "out"), "--encoding", "latin-1"])
+    assert r.exit_code == 0, r.output
