@@ -95,6 +95,17 @@ def launch_server():
 
 
 @pytest.fixture(scope="module")
+def fake_llm(launch_server) -> list[str]:
+    """CLI flags that point a command at the scripted OpenAI-compatible server of `_fake_openai.py`
+    (made-up, schema-valid answers after 50 ms: for tests of job mechanics, never of quality)."""
+    import sys
+
+    base = launch_server(lambda port: [sys.executable, str(REPO / "tests" / "_fake_openai.py"), str(port), "0.05"], "/v1/models",
+                         "scripted OpenAI server", timeout=30)
+    return ["--backend", "openai", "--base-url", f"{base}/v1", "--model", "fake"]
+
+
+@pytest.fixture(scope="module")
 def ray_address():
     """A real two-CPU Ray cluster started with `ray start --head` (what a user's cluster is), with
     Ray's token authentication on: the cluster, this driver and the child drivers share the token."""

@@ -560,6 +560,31 @@ def tagcf_roles(
         out.write_text(json.dumps({"rows": rows, "summary": summary}, indent=2, default=str))
 
 
+@tagcf_app.command("preview")
+@clean_errors
+def tagcf_preview(
+    data: Path = typer.Option(..., "--data", help="prepared dataset folder"),
+    tags: Path = typer.Option(..., "--tags", help="tags folder with topics.json and roles.json"),
+    items: str = typer.Option(..., "--items", help="item ids (internal), comma separated"),
+    out: Path = typer.Option(..., "--out", help="Parquet: one row per item with the validated JSON, or the error and raw output"),
+    backend: Optional[str] = BACKEND_OPT, model: Optional[str] = MODEL_OPT, base_url: Optional[str] = URL_OPT,
+    json_mode: Optional[str] = JSON_MODE_OPT,
+) -> None:
+    """Tag a few chosen items for review (the workbench's background tagging job); resumes after a kill."""
+    from recsage.datasets import Dataset
+    from recsage.pipelines.tagcf import write_tag_preview
+
+    try:
+        ids = [int(i) for i in items.split(",") if i.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"--items must be item ids separated by commas, got {items!r}") from None
+    if not ids:
+        raise typer.BadParameter("--items names no item")
+    frame = write_tag_preview(Dataset.load(data), tags, ids, out, llm=_llm_config(backend, model, base_url, json_mode, False),
+                              echo=lambda line: console.print(line))
+    console.print(f"{int((frame['status'] == 'ok').sum())} of {len(frame)} items tagged → {out}")
+
+
 @tagcf_app.command("read-roles")
 @clean_errors
 def tagcf_read_roles(
@@ -643,15 +668,16 @@ def push_generate(
     items: Path = typer.Option(..., "--items", help="CSV/JSONL/Parquet with an id column and text columns"),
     out: Path = typer.Option(..., "--out", help="output Parquet (parts are kept next to it for resume)"),
     styles: str = typer.Option(..., "--styles", help="comma-separated style names, e.g. curiosity_gap,question"),
-    n: int = typer.Option(8, "--n"),
+    n: int = typer.Option(8, "--n", min=1, max=32, help="candidates per item and style"),
     reward: Optional[Path] = typer.Option(None, "--reward", help="reward model folder (ranking); without it, first passing candidate wins"),
     library: Optional[Path] = typer.Option(None, "--library", help="extra style library YAML/JSON (merged over the built-ins)"),
-    max_chars: int = typer.Option(90, "--max-chars"),
+    max_chars: int = typer.Option(90, "--max-chars", min=10),
     banned: str = typer.Option("", "--banned", help="comma-separated banned words"),
     language: str = typer.Option("English", "--language"),
     id_field: str = typer.Option("item_id", "--id-field"),
     text_fields: str = typer.Option("title,description", "--text-fields"),
-    limit: Optional[int] = typer.Option(None, "--limit"),
+    limit: Optional[int] = typer.Option(None, "--limit", min=1, help="only the first N items"),
+    encoding: str = typer.Option("utf-8", "--encoding", help="the items file's text encoding (e.g. latin-1, cp1252)"),
     backend: Optional[str] = BACKEND_OPT, model: Optional[str] = MODEL_OPT, base_url: Optional[str] = URL_OPT,
     json_mode: Optional[str] = JSON_MODE_OPT,
     engine: str = ENGINE_OPT, ray_address: Optional[str] = RAY_ADDRESS_OPT, actors: int = ACTORS_OPT,
@@ -664,7 +690,7 @@ def push_generate(
     cons = PushConstraints(max_chars=max_chars, banned_words=tuple(w.strip() for w in banned.split(",") if w.strip()), language=language)
     meta = generate_push_batch(items, out, styles=[s.strip() for s in styles.split(",") if s.strip()], n=n, constraints=cons, reward_dir=reward,
                                library=library, llm=_llm_config(backend, model, base_url, json_mode, False), id_field=id_field,
-                               text_fields=tuple(t.strip() for t in text_fields.split(",")), limit=limit,
+                               text_fields=tuple(t.strip() for t in text_fields.split(",")), limit=limit, encoding=encoding,
                                engine=_engine_config(engine, ray_address, actors, cpus_per_actor, gpus_per_actor))
     console.print_json(json.dumps(meta, default=str))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import time
 from collections import Counter
@@ -14,7 +15,7 @@ import pandas as pd
 
 from recsage.core.errors import InvalidInputError
 from recsage.datasets.registry import load_dataset
-from recsage.datasets.tabular import iter_jsonl
+from recsage.datasets.tabular import iter_jsonl, text_lines
 from recsage.generation.pushgen.filters import PushConstraints, reason_kind
 from recsage.generation.pushgen.generator import PushCopyGenerator, PushTask
 from recsage.generation.pushgen.pairs import balanced_orientation, build_pairs, split_pairs
@@ -70,13 +71,25 @@ def score_copies(model_dir: str | Path, copies: list[str]) -> list[dict[str, Any
 
 
 # ---------------- batch generation ----------------
-def iter_items(path: str | Path, *, id_field: str = "item_id", text_fields: tuple[str, ...] = ("title", "description")) -> Iterator[dict[str, Any]]:
+def iter_items(path: str | Path, *, id_field: str = "item_id", text_fields: tuple[str, ...] = ("title", "description"),
+               encoding: str = "utf-8") -> Iterator[dict[str, Any]]:
     """Streams {id, text} records from CSV, JSONL or Parquet; a malformed row raises an error
     naming the file and line; a row without text passes through with empty text (recorded as a
-    failure by the job, not dropped)."""
+    failure by the job, not dropped); a file without any row is an error."""
     path = Path(path)
     if not path.exists():
         raise InvalidInputError("items file not found", file=str(path))
+    first_seen: dict[str, str] = {}
+    for where, rec in _item_rows(path, id_field, text_fields, encoding):
+        if rec["id"] in first_seen:  # the job keys its resume on ids: a repeat would be silently merged
+            raise InvalidInputError(f"duplicate item id {rec['id']!r} (first at {first_seen[rec['id']]})", file=str(path), record=where, field=id_field)
+        first_seen[rec["id"]] = where
+        yield rec
+    if not first_seen:
+        raise InvalidInputError("no items in the file", file=str(path))
+
+
+def _item_rows(path: Path, id_field: str, text_fields: tuple[str, ...], encoding: str) -> Iterator[tuple[str, dict[str, Any]]]:
 
     def record(row: dict[str, Any], where: str) -> dict[str, Any]:
         if row.get(id_field) in (None, ""):
@@ -94,19 +107,19 @@ def iter_items(path: str | Path, *, id_field: str = "item_id", text_fields: tupl
         for batch in pq.ParquetFile(path).iter_batches(batch_size=256):
             for row in batch.to_pylist():
                 n += 1
-                yield record(row, f"row {n}")
-    elif path.suffix in (".jsonl", ".ndjson"):
-        for lineno, row in iter_jsonl(path):
-            yield record(row, f"line {lineno}")
-    elif path.suffix in (".csv", ".tsv"):
-        with open(path, encoding="utf-8", newline="") as f:
-            reader = csv.DictReader(f, delimiter="\t" if path.suffix == ".tsv" else ",")
-            for row in reader:
-                if None in row or any(v is None for v in row.values()):
-                    raise InvalidInputError(f"expected {len(reader.fieldnames or [])} fields", file=str(path), record=f"line {reader.line_num}")
-                yield record(row, f"line {reader.line_num}")
+                yield f"row {n}", record(row, f"row {n}")
+    elif path.name.lower().endswith((".jsonl", ".ndjson", ".jsonl.gz", ".ndjson.gz")):
+        for lineno, row in iter_jsonl(path, encoding):
+            yield f"line {lineno}", record(row, f"line {lineno}")
+    elif path.name.lower().endswith((".csv", ".tsv", ".csv.gz", ".tsv.gz")):
+        lines = (line for _, line in text_lines(path, encoding))  # undecodable bytes name their line
+        reader = csv.DictReader(lines, delimiter="\t" if ".tsv" in path.name.lower() else ",")
+        for row in reader:
+            if None in row or any(v is None for v in row.values()):
+                raise InvalidInputError(f"expected {len(reader.fieldnames or [])} fields", file=str(path), record=f"line {reader.line_num}")
+            yield f"line {reader.line_num}", record(row, f"line {reader.line_num}")
     else:
-        raise InvalidInputError("items file must be .csv, .tsv, .jsonl or .parquet", file=str(path))
+        raise InvalidInputError("items file must be .csv, .tsv, .jsonl (optionally .gz) or .parquet", file=str(path))
 
 
 def push_parts_dir(out: str | Path) -> Path:
@@ -130,6 +143,7 @@ def generate_push_batch(
     progress: bool = True,
     backend: LLMBackend | None = None,
     engine: EngineConfig | None = None,
+    encoding: str = "utf-8",
 ) -> dict[str, Any]:
     """Resumable batch: one finished item (all its styles) per JSONL line under `<out>.parts/`,
     then the whole output as Parquet at `out`. A kill loses at most the item in flight."""
@@ -159,9 +173,9 @@ def generate_push_batch(
             raise InvalidInputError("item has no text to write copy for", record=rec["id"], field="/".join(text_fields))
         return {"results": [r.to_record() for r in generator.get().generate(rec["id"], rec["text"], styles, constraints)]}
 
-    records = iter_items(items, id_field=id_field, text_fields=text_fields)
-    if limit is not None:
-        records = (r for i, r in enumerate(records) if i < limit)
+    records = iter_items(items, id_field=id_field, text_fields=text_fields, encoding=encoding)
+    if limit is not None:  # stops reading there: a 10-item trial of a huge catalogue reads 10 rows
+        records = itertools.islice(records, limit)
     job = BatchJob(push_parts_dir(out), one, id_field="id", desc="push copy", progress=progress, engine=engine, task=task, stage=stage)
     t0 = time.perf_counter()
     summary = job.run(records)
