@@ -99,8 +99,8 @@ def tagging_setup(prepared: str) -> dict:
     return explore.tagging_setup(prepared, tags_dir_for(prepared))
 
 
-def tag_preview(prepared: str, item_ids: list[int]) -> object:
-    return explore.tag_preview(prepared, tags_dir_for(prepared), item_ids)
+def tagging_job_dir(prepared: str) -> Path:
+    return WORKSPACE / "jobs" / "tagging" / Path(prepared).name
 
 
 def save_reviewed_tags(prepared: str, rows) -> dict:

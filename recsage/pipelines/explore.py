@@ -381,12 +381,6 @@ def tagging_setup(prepared: str | Path, tags_dir: str | Path) -> dict[str, Any]:
             "reviewed": pd.read_parquet(reviewed) if reviewed.exists() else None}
 
 
-def tag_preview(prepared: str | Path, tags_dir: str | Path, item_ids: list[int]) -> pd.DataFrame:
-    from recsage.pipelines.tagcf import preview_tags
-
-    return preview_tags(Dataset.load(prepared), tags_dir, item_ids)
-
-
 def save_reviewed_tags(tags_dir: str | Path, rows: pd.DataFrame) -> dict[str, Any]:
     from recsage.pipelines.tagcf import save_reviewed_tags as save
 

@@ -235,6 +235,30 @@ def preview_tags(dataset: Dataset, tags_dir: str | Path, item_ids: list[int], *,
     return pd.DataFrame(rows)
 
 
+def write_tag_preview(dataset: Dataset, tags_dir: str | Path, item_ids: list[int], out: str | Path, *, llm: LLMConfig | None = None,
+                      echo: Any = print) -> pd.DataFrame:
+    """`preview_tags` one item at a time into `out` (Parquet), for the workbench's background job:
+    each finished item is kept in `<out>.partial.parquet`, so a rerun after a kill tags only the rest,
+    and `out` appears (atomically) only when every item is done; `echo` reports progress per item."""
+    out = Path(out)
+    partial = out.with_name(out.stem + ".partial.parquet")
+    done = pd.read_parquet(partial) if partial.exists() else pd.DataFrame()
+    finished = set(done["item_id"].astype(int)) if len(done) else set()
+    backend = None
+    for n, item in enumerate(item_ids, 1):
+        if int(item) not in finished:
+            backend = backend or get_backend(config=llm or LLMConfig.from_env())
+            done = pd.concat([done, preview_tags(dataset, tags_dir, [int(item)], backend=backend)], ignore_index=True)
+            done.to_parquet(partial.with_suffix(".tmp"), index=False)
+            partial.with_suffix(".tmp").replace(partial)
+        echo(f"tagged {n}/{len(item_ids)} items (item {item})")
+    frame = done.set_index(done["item_id"].astype(int)).loc[[int(i) for i in item_ids]].reset_index(drop=True)
+    frame.to_parquet(out.with_suffix(".tmp"), index=False)
+    out.with_suffix(".tmp").replace(out)
+    partial.unlink(missing_ok=True)
+    return frame
+
+
 def save_reviewed_tags(tags_dir: str | Path, rows: pd.DataFrame) -> dict[str, Any]:
     """Accept analyst-edited tags (`item_id`, `topics`, `roles`; lists or "a; b" strings). Every tag
     must be in the vocabulary (an alias maps to its canonical tag); a bad row is refused with its

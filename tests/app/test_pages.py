@@ -187,11 +187,27 @@ def _button(at: AppTest, label: str):
 
 
 @pytest.mark.slow
-def test_tagging_page_tags_reviews_and_accepts_with_the_real_llm(monkeypatch):
+def test_tagging_page_tags_in_the_background_reviews_and_accepts_with_the_real_llm(monkeypatch):
+    """The LLM run is a background job (8 items once took 11 minutes behind a spinner): the page
+    starts it, shows its progress, and offers the validated JSON for review when it has finished."""
+    import time
+
+    import recsage.app.components as comp
+    from recsage.pipelines.jobs import tagging_job_status
+
     monkeypatch.setenv("RECSAGE_LLM_MODEL", "small")
     at = run("tagging.py")
     assert int(at.metric[0].value) > 5 and int(at.metric[1].value) > 10  # categories; starter roles (no profiles)
-    _button(at, "Tag with the LLM").click().run(timeout=600)
+    _button(at, "Tag with the LLM").click().run()
+    assert not at.exception and not at.error, at.error
+    job_dir = comp.tagging_job_dir(str(comp.WORKSPACE / "scientific"))
+    assert tagging_job_status(job_dir)["exists"]
+    deadline = time.time() + 600
+    while tagging_job_status(job_dir)["running"] and time.time() < deadline:
+        time.sleep(1)
+    status = tagging_job_status(job_dir)
+    assert status["finished"] and status["done"] == status["total"] == 1, status
+    at.run()
     assert not at.exception and not at.error, at.error
     preview = at.dataframe[0].value
     assert len(preview) == 1 and preview["status"][0] == "ok"  # enum-constrained decoding: always valid JSON

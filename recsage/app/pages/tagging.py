@@ -1,8 +1,9 @@
 import streamlit as st
 
-from recsage.app.components import save_reviewed_tags, show_error, tag_preview, tagging_setup, workspace
+from recsage.app.components import save_reviewed_tags, show_error, tagging_job_dir, tagging_setup, tags_dir_for, workspace
 from recsage.core.errors import RecsageError
 from recsage.pipelines.explore import list_prepared, tagging_estimate
+from recsage.pipelines.jobs import start_tagging_job, tagging_job_result, tagging_job_status
 
 st.title("Tagging")
 st.caption("Run the LLM tagger on chosen items (restricted to the vocabularies), check the validated JSON, edit and accept tags. "
@@ -24,17 +25,29 @@ with st.expander("Vocabularies"):
     st.write("**Roles:** " + ", ".join(setup["roles"]))
 items = setup["items"]
 labels = {int(r.item_id): f"{r.item_id} · {r.title}" for r in items.itertuples()}
-chosen = st.multiselect("Items (most popular first)", list(labels), default=list(labels)[:1], format_func=labels.get, max_selections=8)
-estimate = tagging_estimate(len(chosen))
-st.caption(f"Estimated time for {len(chosen)} item(s): {estimate['text']} (embedded model on 2 CPU cores; a GPU server is far faster).")
-confirmed = not estimate["needs_confirmation"] or st.checkbox(f"Yes, run for {estimate['text']} (this page waits until it is done)")
-if st.button("Tag with the LLM", type="primary", disabled=not chosen or not confirmed):
-    with st.spinner(f"Tagging {len(chosen)} item(s) with the LLM…"):
+job_dir = tagging_job_dir(prepared)
+status = tagging_job_status(job_dir)
+if status["running"]:  # minutes of LLM work run as their own process: leaving the page does not stop them
+    st.info(f"Tagging {status['total']} item(s) in the background: {status['done']} done, {status['elapsed']:.0f} s so far (you can leave this page).")
+    st.progress(status["done"] / max(status["total"], 1))
+    st.code("\n".join(status["log_tail"]) or "(no output yet)")
+    st.button("Refresh")
+else:
+    if status.get("crashed"):
+        st.error("The last tagging job stopped before it finished (run it again to tag the rest); its log:")
+        st.code("\n".join(status["log_tail"]))
+    chosen = st.multiselect("Items (most popular first)", list(labels), default=list(labels)[:1], format_func=labels.get, max_selections=8)
+    estimate = tagging_estimate(len(chosen))
+    st.caption(f"Estimated time for {len(chosen)} item(s): {estimate['text']} (embedded model on 2 CPU cores; a GPU server is far faster). "
+               "It runs as a background job.")
+    confirmed = not estimate["needs_confirmation"] or st.checkbox(f"Yes, run for {estimate['text']} in the background")
+    if st.button("Tag with the LLM", type="primary", disabled=not chosen or not confirmed):
         try:
-            st.session_state["tag_preview"] = tag_preview(prepared, chosen)
+            start_tagging_job(prepared, tags_dir_for(prepared), chosen, job_dir)
+            st.rerun()
         except RecsageError as e:
             show_error(e)
-preview = st.session_state.get("tag_preview")
+preview = tagging_job_result(job_dir)
 if preview is not None:
     st.subheader("LLM output")
     st.dataframe(preview[["item_id", "title", "status", "json", "error", "raw"]], hide_index=True)
