@@ -133,6 +133,31 @@ def test_generator_ranks_with_reward_and_keeps_schema_under_injection(embedder):
     assert none_pass.status == "no_candidate_passed" and none_pass.chosen is None
 
 
+def test_a_style_whose_candidates_were_all_rejected_is_asked_again_with_the_reasons(embedder):
+    """The filters reject instead of cutting; a style left without copy gets one more round that
+    names what was rejected and why, and the final copy is whole and within the limit."""
+    lib = load_style_library()
+    long = "Is your pool's pH drifting while you guess, and could a 0.01-resolution digital meter settle it?"
+    assert 90 < len(long) <= 110  # within the grammar's margin, over the limit
+    seen = []
+
+    def reply(messages):
+        seen.append(messages)
+        return json.dumps({"candidates": [long] if len(seen) == 1 else ["Still guessing your pool's pH?"]})
+
+    res = PushCopyGenerator(ScriptedBackend(reply), lib, embed=embedder.embed, n=1).generate("ph-1", ITEM, ["question"], PushConstraints(max_chars=90))[0]
+    assert len(seen) == 2 and res.status == "ok" and res.chosen == "Still guessing your pool's pH?"
+    assert [c["passed"] for c in res.candidates] == [False, True]  # both rounds are kept, with their reasons
+    retry = seen[1][-1]["content"]
+    assert f"{len(long)} chars > max 90" in retry and f'<data name="candidate">{long}</data>' in retry and seen[1][-2]["role"] == "assistant"
+    calls = []
+    never = PushCopyGenerator(ScriptedBackend(lambda m: calls.append(1) or json.dumps({"candidates": [long]})), lib, embed=embedder.embed, n=1,
+                              retries=2).generate("ph-1", ITEM, ["question"], PushConstraints(max_chars=90))[0]
+    assert len(calls) == 3 and never.status == "no_candidate_passed" and len(never.candidates) == 1  # repeats are not counted twice
+    with pytest.raises(InvalidInputError, match="retries"):
+        PushCopyGenerator(ScriptedBackend([]), lib, retries=-1)
+
+
 def test_style_classifier_recognises_library_examples(embedder):
     lib = load_style_library()
     clf = StyleClassifier(embedder.embed).fit(lib)

@@ -32,6 +32,11 @@ PUSH_PROMPT = PromptTemplate(
 
 GRAMMAR_MARGIN = 20  # characters the grammar allows beyond max_chars (see `schema`)
 
+RETRY_NOTE = (
+    "None of those can be sent:\n{rejected}\nWrite {n} new candidates in the same style. Each must be one or two whole sentences of "
+    "at most {max_chars} characters (shorter is fine) and state only facts found in the item text. Answer with JSON: candidates."
+)
+
 
 @dataclass
 class PushResult:
@@ -62,10 +67,13 @@ class PushCopyGenerator:
     reward_name: str = "none"
     max_item_chars: int = 1200
     seed: int = 0
+    retries: int = 1  # rounds of "write new ones" for a style whose candidates were all rejected
 
     def __post_init__(self) -> None:
         if self.n < 1 or self.n > 32:
             raise InvalidInputError(f"n must be in 1..32, got {self.n}", field="n")
+        if self.retries < 0 or self.retries > 5:
+            raise InvalidInputError(f"retries must be in 0..5, got {self.retries}", field="retries")
 
     @property
     def prompt_id(self) -> str:
@@ -109,16 +117,46 @@ class PushCopyGenerator:
         return [ChatRequest(self.messages(item_text, s, constraints), schema, params) for s in self.library.select(list(styles))]
 
     def generate(self, item_id: str, item_text: str, styles: Sequence[str], constraints: PushConstraints | None = None) -> list[PushResult]:
-        """One result per style; a style whose candidates all fail still returns (status says so)."""
+        """One result per style; a style whose candidates all fail still returns (status says so).
+
+        The filters reject rather than repair (a copy cut at the limit reads as cut), so a style
+        whose candidates were all rejected is asked again, up to `retries` times, with the
+        rejected texts and their reasons; every candidate of every round stays in the result."""
         constraints = constraints or PushConstraints()
         reqs = self.requests(item_id, item_text, styles, constraints)
-        answers = structured(self.backend, [r.messages for r in reqs], reqs[0].json_schema, reqs[0].params)
-        results = []
-        for style, ans in zip(self.library.select(list(styles)), answers):
-            if not ans.ok:
-                raise RecsageError(f"no valid candidates for style {style.name}: {ans.error}; raw output: {ans.raw[:200]!r}")
-            results.append(self.rank(item_id, item_text, style.name, ans.value["candidates"], constraints, tokens=ans.tokens))
-        return results
+        chosen_styles = self.library.select(list(styles))
+        convs = [list(r.messages) for r in reqs]
+        texts: list[list[str]] = [[] for _ in reqs]
+        tokens = [0] * len(reqs)
+        results: list[PushResult | None] = [None] * len(reqs)
+        todo = list(range(len(reqs)))
+        for round_ in range(self.retries + 1):
+            answers = structured(self.backend, [convs[i] for i in todo], reqs[0].json_schema, reqs[0].params)
+            again = []
+            for i, ans in zip(todo, answers):
+                if not ans.ok:
+                    if texts[i]:  # an earlier round's candidates stand
+                        continue
+                    raise RecsageError(f"no valid candidates for style {chosen_styles[i].name}: {ans.error}; raw output: {ans.raw[:200]!r}")
+                texts[i] += [t for t in ans.value["candidates"] if t not in texts[i]]
+                tokens[i] += ans.tokens
+                results[i] = self.rank(item_id, item_text, chosen_styles[i].name, texts[i], constraints, tokens=tokens[i])
+                if results[i].chosen is None and round_ < self.retries:
+                    convs[i] = convs[i] + self.retry_messages(ans.value["candidates"], results[i], constraints)
+                    again.append(i)
+            todo = again
+            if not todo:
+                break
+        return [r for r in results if r is not None]
+
+    def retry_messages(self, answered: Sequence[str], result: PushResult, constraints: PushConstraints) -> list[dict[str, str]]:
+        """The model's own answer, then why each of its candidates was rejected (its text delimited as data)."""
+        import json
+
+        reasons = {c["text"]: c["reasons"] for c in result.candidates}
+        rejected = "\n".join(f'<data name="candidate">{t}</data> rejected: {"; ".join(reasons.get(t, [])) or "duplicate"}' for t in answered)
+        return [{"role": "assistant", "content": json.dumps({"candidates": list(answered)}, ensure_ascii=False)},
+                {"role": "user", "content": RETRY_NOTE.format(rejected=rejected, n=self.n, max_chars=constraints.max_chars)}]
 
     def rank(self, item_id: str, item_text: str, style: str, texts: Sequence[str], constraints: PushConstraints, tokens: int = 0) -> PushResult:
         filtered: list[FilteredCandidate] = filter_candidates(texts, item_text, constraints, self.embed)
