@@ -183,3 +183,19 @@ def test_user_table_built_one_shard_at_a_time_equals_the_whole_build(ml_features
     assert build_user_feature_shards(ml_features, tmp_path / "bad", tmp_path / "users-bad", progress=False)["new_failed"] == 1
     error = BatchJob(tmp_path / "users-bad" / "job", lambda r: r).results()[0]["error"]
     assert "part-0.parquet" in error and "record 0" in error and "outside the item table" in error
+
+
+def test_build_users_survives_kill_9(ml_features, ml_prepared, tmp_path):
+    """`recsage features build-users` killed three times at random points and rerun: every shard
+    exactly once, and the same rows as an uninterrupted run."""
+    from _kill import kill_and_resume, recsage_argv
+
+    from recsage.pipelines.shards import write_history_shards
+
+    write_history_shards(ml_prepared, tmp_path / "train", n_shards=12, queries="train")
+    report = kill_and_resume(lambda out: recsage_argv(["features", "build-users", "--features", str(ml_features), "--shards", str(tmp_path / "train"),
+                                                       "--out", str(out)]), tmp_path / "run", None, reference=tmp_path / "ref", max_new_lines=2)
+    assert report["kills"] == 3 and report["records"] == 12, report
+    assert report["lost"] == report["duplicated"] == report["unexpected"] == report["failed"] == 0 and report["equal_to_uninterrupted"], report
+    pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / "run" / "users").sort_values("user_id").reset_index(drop=True),
+                                  pd.read_parquet(tmp_path / "ref" / "users").sort_values("user_id").reset_index(drop=True))
