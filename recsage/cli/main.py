@@ -92,7 +92,7 @@ def data_prepare(
                                           "categories_sep (--items table); split (a train/valid/test column: your own split, kept as "
                                           "protocol 'given'). Defaults: user=user_id, item=item_id, timestamp=timestamp, title=title"),
     order: str = typer.Option("timestamp", "--order", help="generic: 'timestamp' (sort) or 'file' (rows already in order)"),
-    encoding: str = typer.Option("utf-8", "--encoding", help="generic: the text files' encoding (e.g. latin-1, cp1252)"),
+    encoding: Optional[str] = typer.Option(None, "--encoding", help="the source's text encoding, e.g. latin-1 or cp1252 (default: the format's own; UTF-8, and Latin-1 for MovieLens titles)"),
 ) -> None:
     """Load, validate and write a dataset as Parquet, with its splits and a JSON summary."""
     from recsage.pipelines import prepare_dataset
