@@ -435,7 +435,8 @@ def evaluate_cmd(
     from recsage.datasets import Dataset
     from recsage.evaluation import evaluate
     from recsage.pipelines.data import load_split
-    from recsage.pipelines.train import load_model, queries_from_file
+    from recsage.pipelines.inference import queries_from_file
+    from recsage.pipelines.train import load_model
 
     try:
         cutoffs = tuple(int(k) for k in ks.split(","))
@@ -465,7 +466,7 @@ def recommend_cmd(
     out: Optional[Path] = typer.Option(None, "--out", help="batch output: .parquet, .csv or .jsonl"),
 ) -> None:
     """Top-K items for one user (--user), or for many (--users all|FILE, or --histories FILE) into --out."""
-    from recsage.pipelines.train import recommend_batch, recommend_for_user
+    from recsage.pipelines.inference import recommend_batch, recommend_for_user
 
     if sum(x is not None for x in (user, users, histories)) != 1:
         raise InvalidInputError("give exactly one of --user, --users and --histories", field="user")
