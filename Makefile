@@ -45,7 +45,7 @@ browser:
 
 test: install browser
 	$(BIN)/lint-imports
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=25  # the slowest tests, to keep `make test` under 20 minutes
 
 app: install
 	$(BIN)/recsage app

@@ -24,7 +24,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from recsage.generation.pushgen.generator import PushCopyGenerator, StyleClassifier, marker_adherence  # noqa: E402
-from recsage.generation.pushgen.filters import PushConstraints, reason_kind  # noqa: E402
+from recsage.generation.pushgen.filters import PushConstraints, invented_claims, reason_kind, unfinished_reasons  # noqa: E402
 from recsage.generation.pushgen.reward import (REWARD_MODELS, EmbeddingReward, FinetunedReward, FinetunedRewardConfig,  # noqa: E402
                                                evaluate_pairs)
 from recsage.generation.pushgen.styles import load_style_library  # noqa: E402
@@ -120,6 +120,12 @@ def generation_rows(args, reward, embedder) -> list[dict]:
             "candidates": len(cands), "passed_share": round(sum(c["passed"] for c in cands) / max(len(cands), 1), 3),
             **{f"rejected_{k}": round(v / max(len(cands), 1), 3) for k, v in sorted(reasons.items())},
             "no_candidate_passed": sum(r.status != "ok" for r in results),
+            # copy cut at the limit mid-sentence was the complaint (12 of 27 chosen were exactly 90 chars)
+            "chosen": len(chosen), "chosen_at_max_chars": sum(len(c) == cons.max_chars for c, _ in chosen),
+            "chosen_over_max_chars": sum(len(c) > cons.max_chars for c, _ in chosen),
+            "chosen_mean_chars": round(float(np.mean([len(c) for c, _ in chosen])), 1) if chosen else None,
+            "chosen_unfinished": sum(bool(unfinished_reasons(c)) for c, _ in chosen),
+            "chosen_invented_claims": sum(bool(invented_claims(r.chosen, dict(items)[r.item_id])) for r in results if r.chosen),
             "style_adherence_markers_chosen": round(marker_adherence(lib, [c for c, _ in chosen], [s for _, s in chosen]), 3) if chosen else None,
             "style_adherence_markers_all": round(marker_adherence(lib, [c for c, _ in allc], [s for _, s in allc]), 3),
             "style_adherence_embedding_all": round(clf.adherence([c for c, _ in allc], [s for _, s in allc]), 3),
@@ -199,8 +205,12 @@ def main() -> None:
     if "reward" not in skip:
         r, reward = reward_rows(args, parts, embedder)
         rows += r
-    else:
+    elif (WORK / "reward-embedding-bt").exists():
         reward = EmbeddingReward.from_pretrained(WORK / "reward-embedding-bt", embed=embedder.embed)
+    else:  # reward rows skipped on a fresh machine: fit only the reward model generation ranks with
+        reward = EmbeddingReward(embed=embedder.embed)
+        reward.fit(parts["train"], parts["valid"])
+        reward.save_pretrained(WORK / "reward-embedding-bt")
     if "generate" not in skip:
         rows += generation_rows(args, reward, embedder)
     if "kill" not in skip:
