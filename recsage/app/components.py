@@ -56,6 +56,23 @@ def show_error(e: Exception) -> None:
     st.error(str(e))
 
 
+def job_panel(status: dict, running: str, crashed: str) -> bool:
+    """A background job's state from `pipelines.jobs`: while it runs, `running` (with the elapsed
+    time), its progress when known and its log's tail (returns True); after a crash, `crashed`
+    and the log; else nothing."""
+    if status["running"]:
+        st.info(f"{running}: {status['elapsed']:.0f} s so far (you can leave this page).")
+        if status.get("total"):
+            st.progress(status["done"] / status["total"], text=f"{status['done']} of {status['total']} done")
+        st.code("\n".join(status["log_tail"]) or "(no output yet)")
+        st.button("Refresh")
+        return True
+    if status.get("crashed"):
+        st.error(f"{crashed}; its log:")
+        st.code("\n".join(status["log_tail"]))
+    return False
+
+
 @st.cache_data(show_spinner=False)
 def role_graphs() -> dict:
     return explore.find_role_graphs(WORKSPACE, Path(".recsage/demo"), Path(".recsage/bench/tagcf"))

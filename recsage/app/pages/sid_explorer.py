@@ -1,7 +1,7 @@
 import pandas as pd
 import streamlit as st
 
-from recsage.app.components import SLOW_SID_METHODS, show_error, sid_dir, sid_for, workspace
+from recsage.app.components import SLOW_SID_METHODS, job_panel, show_error, sid_dir, sid_for, workspace
 from recsage.core.errors import RecsageError
 from recsage.pipelines import explore
 from recsage.pipelines.jobs import cli_job_status, start_sid_job
@@ -16,14 +16,7 @@ codes = c3.selectbox("Codes per level", [32, 64, 256], index=1)
 out = sid_dir(prepared, method, levels, codes)
 if method in SLOW_SID_METHODS and not (out / "sids.parquet").exists():  # minutes of training: a background job, not a spinner
     status = cli_job_status(str(out) + ".job", out / "sids.parquet")
-    if status["running"]:
-        st.info(f"Fitting {method} {levels}×{codes} in the background: {status['elapsed']:.0f} s so far (you can leave this page).")
-        st.code("\n".join(status["log_tail"]) or "(no output yet)")
-        st.button("Refresh")
-    else:
-        if status.get("crashed"):
-            st.error("The last fit stopped without a codebook; its log:")
-            st.code("\n".join(status["log_tail"]))
+    if not job_panel(status, f"Fitting {method} {levels}×{codes} in the background", "The last fit stopped without a codebook"):
         st.caption(f"{method} trains a network: several minutes on 2 CPU cores. It runs as a background job.")
         if st.button("Fit in the background", type="primary"):
             try:

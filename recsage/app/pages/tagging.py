@@ -1,6 +1,6 @@
 import streamlit as st
 
-from recsage.app.components import save_reviewed_tags, show_error, tagging_job_dir, tagging_setup, tags_dir_for, workspace
+from recsage.app.components import job_panel, save_reviewed_tags, show_error, tagging_job_dir, tagging_setup, tags_dir_for, workspace
 from recsage.core.errors import RecsageError
 from recsage.pipelines.explore import list_prepared, tagging_estimate
 from recsage.pipelines.jobs import start_tagging_job, tagging_job_result, tagging_job_status
@@ -27,15 +27,9 @@ items = setup["items"]
 labels = {int(r.item_id): f"{r.item_id} · {r.title}" for r in items.itertuples()}
 job_dir = tagging_job_dir(prepared)
 status = tagging_job_status(job_dir)
-if status["running"]:  # minutes of LLM work run as their own process: leaving the page does not stop them
-    st.info(f"Tagging {status['total']} item(s) in the background: {status['done']} done, {status['elapsed']:.0f} s so far (you can leave this page).")
-    st.progress(status["done"] / max(status["total"], 1))
-    st.code("\n".join(status["log_tail"]) or "(no output yet)")
-    st.button("Refresh")
-else:
-    if status.get("crashed"):
-        st.error("The last tagging job stopped before it finished (run it again to tag the rest); its log:")
-        st.code("\n".join(status["log_tail"]))
+# minutes of LLM work run as their own process: leaving the page does not stop them
+if not job_panel(status, f"Tagging {status.get('total', 0)} item(s) in the background",
+                 "The last tagging job stopped before it finished (run it again to tag the rest)"):
     chosen = st.multiselect("Items (most popular first)", list(labels), default=list(labels)[:1], format_func=labels.get, max_selections=8)
     estimate = tagging_estimate(len(chosen))
     st.caption(f"Estimated time for {len(chosen)} item(s): {estimate['text']} (embedded model on 2 CPU cores; a GPU server is far faster). "
