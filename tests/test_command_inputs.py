@@ -6,10 +6,11 @@ bad one is processed as it would be, and the bad one still stops the command cle
 from __future__ import annotations
 
 import gzip
-import subprocess
-import sys
 
 import pytest
+from typer.testing import CliRunner
+
+from recsage.cli.main import app
 
 GOOD = '{"item_id": "1", "title": "Digital pH meter"}\n'
 
@@ -40,8 +41,8 @@ PUSH_ITEMS = [  # (case, file, what the message must say, where)
 
 
 def run_cli(args: list[str]) -> tuple[int, str]:
-    r = subprocess.run([sys.executable, "-m", "recsage.cli", *args], capture_output=True, text=True, timeout=300)
-    return r.returncode, " ".join((r.stdout + r.stderr).split())
+    r = CliRunner().invoke(app, args)
+    return r.exit_code, " ".join(r.output.split())
 
 
 def assert_clean(code: int, text: str, file: str, message: str, where: str) -> None:
