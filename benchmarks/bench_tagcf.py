@@ -2,9 +2,10 @@
 model; same split, same seeds), role identification on held-out MovieLens users, and the LLM
 extraction numbers of the tagging run.
 
-    # once: LLM tags (resumable; the 150 most popular ML-100K items with the default model)
-    .venv/bin/python -m recsage.cli data prepare movielens-100k ../shared/data/movielens-100k --out .recsage/bench/prepared/ml100k
-    .venv/bin/python -m recsage.cli tagcf extract --data .recsage/bench/prepared/ml100k --out .recsage/bench/tagcf/ml100k --limit 150
+    # once: LLM tags for every ML-100K item with the default model, kept as a committed artifact
+    # (resumable: a rerun tags only what is missing; ids and tags only, no MovieLens text)
+    .venv/bin/python -m recsage.cli data prepare movielens-100k --src ../shared/data/movielens-100k --out .recsage/bench/ml100k
+    .venv/bin/python -m recsage.cli tagcf extract --data .recsage/bench/ml100k --out benchmarks/results/tagcf-ml100k-llm
     .venv/bin/python benchmarks/bench_tagcf.py --seeds 0,1
 
     # role identification (seeds 0-2) and graph evidence statistics → results/bench_tagcf_roles.json
@@ -31,6 +32,7 @@ from recsage.pipelines.tagcf import build_vocabularies, identify_roles, tag_item
 from recsage.pipelines.train import train_recommender  # noqa: E402
 
 WORK = REPO / ".recsage" / "bench" / "tagcf"
+ML100K_TAGS = REPO / "benchmarks" / "results" / "tagcf-ml100k-llm"  # the LLM tagging artifact (see the docstring)
 DATASETS = {"movielens-100k": ("movielens-100k", "movielens-100k", 50), "scientific": ("scientific", "amazon-scientific", 20)}
 # Scientific sequences are short (~6 items): batch 256 gives 33 steps an epoch and early stopping
 # fired on a plateau at epoch 1-2 (R@10 .025); smaller batches and a higher lr keep it learning.
@@ -40,7 +42,7 @@ TRAIN = {"movielens-100k": {}, "scientific": {"batch_size": 64, "lr": 2e-3, "dro
 def ensure_tags(name: str, kind: str, folder: str, ds) -> Path:
     """ML-100K: the LLM tagging run (must exist, see the docstring). Scientific: data-derived
     category topics only (no LLM roles in this run), built here without an LLM."""
-    out = WORK / ("ml100k" if name == "movielens-100k" else name)
+    out = ML100K_TAGS if name == "movielens-100k" else WORK / name
     if name == "movielens-100k":
         if not (out / "item_tags.parquet").exists():
             raise SystemExit(f"run the LLM tagging first: {__doc__}")
@@ -61,7 +63,7 @@ def roles_part(seeds: list[int], llm_roles: bool) -> None:
     from recsage.pipelines.tagcf import build_role_graph, split_users, user_role_labels
 
     ds = load_dataset("movielens-100k", SHARED / "movielens-100k")
-    tags_dir = WORK / "ml100k"
+    tags_dir = ML100K_TAGS
     if not (tags_dir / "item_tags.parquet").exists():
         tags_dir = WORK / "ml100k-genres"
         if not (tags_dir / "item_tags.parquet").exists():
