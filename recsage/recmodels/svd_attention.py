@@ -119,19 +119,29 @@ def causal_mix(c: torch.Tensor, mix: torch.Tensor, values: torch.Tensor, chunk: 
     """Σ_{j ≤ i} (c_i · mix_j) values_j for every i, block by block (as chunked linear attention):
     inside a block of `chunk` positions the (chunk × chunk) weights are formed and masked; across
     blocks, r × d running sums carry the past. O(N·chunk·r + N·r·d) time, O(N·chunk + N/chunk·r·d) memory."""
-    m, n, r = c.shape
-    nb = -(-n // chunk)
-    pad = nb * chunk - n
-    if pad:  # trailing zeros: no weight, no value
-        c, mix, values = (nn.functional.pad(c, (0, 0, 0, pad)), nn.functional.pad(mix, (0, pad)), nn.functional.pad(values, (0, 0, 0, pad)))
-    cb = c.reshape(m, nb, chunk, r)
-    tb = mix.reshape(m, r, nb, chunk).transpose(1, 2)  # (M, nb, r, chunk)
-    vb = values.reshape(m, nb, chunk, -1)
+    m, n, _ = c.shape
+    cb, vb = _blocks(c, chunk), _blocks(values, chunk)
+    tb = _mix_blocks(mix, chunk)  # (M, nb, r, chunk)
+    nb = cb.shape[1]
     inside = (cb @ tb).tril()  # (M, nb, chunk, chunk): j ≤ i within the block
     sums = tb @ vb  # (M, nb, r, d+1): each block's contribution to every later block
     before = torch.cumsum(sums, dim=1) - sums  # exclusive prefix over blocks
     out = inside @ vb + cb @ before
     return out.reshape(m, nb * chunk, -1)[:, :n]
+
+
+def _blocks(t: torch.Tensor, block: int) -> torch.Tensor:
+    """(M, N, …) → (M, nb, block, …), zero-padded at the end: padding has no weight and no value."""
+    m, n = t.shape[:2]
+    nb = -(-n // block)
+    if nb * block > n:
+        t = nn.functional.pad(t, (0, 0) * (t.dim() - 2) + (0, nb * block - n))
+    return t.reshape(m, nb, block, *t.shape[2:])
+
+
+def _mix_blocks(mix: torch.Tensor, block: int) -> torch.Tensor:
+    """The (M, r, N) key mix → (M, nb, r, block), zero-padded like `_blocks`."""
+    return _blocks(mix.transpose(1, 2), block).transpose(2, 3)
 
 
 def _previous_block(t: torch.Tensor) -> torch.Tensor:
@@ -144,24 +154,19 @@ def local_and_far(q: torch.Tensor, k: torch.Tensor, values: torch.Tensor, valid:
     """Causal Σ_j w_ij values_j with exact softmax weights for keys in the query's own and previous
     block and skeleton weights (exp(c_logits) · mix) for older blocks, all scaled by one per-row
     maximum. `q` is pre-scaled by 1/√d."""
-    m, n, r = c_logits.shape
-    nb = -(-n // block)
-    pad = nb * block - n
-    if pad:
-        q, k, values, c_logits = (nn.functional.pad(t, (0, 0, 0, pad)) for t in (q, k, values, c_logits))
-        valid, mix = nn.functional.pad(valid, (0, pad)), nn.functional.pad(mix, (0, pad))
-    qb, kb = q.reshape(m, nb, block, -1), k.reshape(m, nb, block, -1)
-    vb, ok = values.reshape(m, nb, block, -1), valid.reshape(m, nb, block)
+    m, n, _ = c_logits.shape
+    qb, kb, vb, ok = _blocks(q, block), _blocks(k, block), _blocks(values, block), _blocks(valid, block)
+    nb = qb.shape[1]
     keys, vals = torch.cat([_previous_block(kb), kb], 2), torch.cat([_previous_block(vb), vb], 2)  # (M, nb, 2·block, ·)
     seen = torch.cat([_previous_block(ok), ok], 2)
     ii = torch.arange(block, device=q.device)[:, None]
     jj = torch.arange(2 * block, device=q.device)[None]
     allowed = (jj <= ii + block)[None, None] & seen[:, :, None, :]  # causal within the window, padding hidden
     near_logits = (qb @ keys.transpose(-1, -2)).masked_fill(~allowed, float("-inf"))  # (M, nb, block, 2·block)
-    cb = c_logits.reshape(m, nb, block, r)
+    cb = _blocks(c_logits, block)
     top = torch.maximum(near_logits.amax(-1), cb.amax(-1)).detach().clamp_min(-1e30)[..., None]
     near = torch.exp(near_logits - top) @ vals
-    tb = mix.reshape(m, r, nb, block).transpose(1, 2)  # (M, nb, r, block)
+    tb = _mix_blocks(mix, block)  # (M, nb, r, block)
     sums = tb @ vb  # (M, nb, r, d+1)
     older = torch.cumsum(sums, dim=1) - sums - _previous_block(sums)  # blocks ≤ b − 2
     out = near + torch.exp(cb - top) @ older
