@@ -236,7 +236,7 @@ def preview_tags(dataset: Dataset, tags_dir: str | Path, item_ids: list[int], *,
 
 
 def write_tag_preview(dataset: Dataset, tags_dir: str | Path, item_ids: list[int], out: str | Path, *, llm: LLMConfig | None = None,
-                      echo: Any = print) -> pd.DataFrame:
+                      backend: LLMBackend | None = None, echo: Any = print) -> pd.DataFrame:
     """`preview_tags` one item at a time into `out` (Parquet), for the workbench's background job:
     each finished item is kept in `<out>.partial.parquet`, so a rerun after a kill tags only the rest,
     and `out` appears (atomically) only when every item is done; `echo` reports progress per item."""
@@ -244,7 +244,6 @@ def write_tag_preview(dataset: Dataset, tags_dir: str | Path, item_ids: list[int
     partial = out.with_name(out.stem + ".partial.parquet")
     done = pd.read_parquet(partial) if partial.exists() else pd.DataFrame()
     finished = set(done["item_id"].astype(int)) if len(done) else set()
-    backend = None
     for n, item in enumerate(item_ids, 1):
         if int(item) not in finished:
             backend = backend or get_backend(config=llm or LLMConfig.from_env())

@@ -115,6 +115,30 @@ def test_consolidation_merges_near_duplicates_with_real_embeddings(vocabs, embed
     assert rep2.rejected_other_kind >= 1 and "drama" not in r2.names
 
 
+def test_tag_preview_job_keeps_finished_items_across_a_kill(ml100k, tags_dir, tmp_path):
+    """The workbench's background tagging (`recsage tagcf preview`): items finished before a kill
+    are not tagged again, and the output appears only when every item is done, in the asked order."""
+    from recsage.pipelines.tagcf import write_tag_preview
+
+    answer = json.dumps({"topics": ["Comedy"], "roles": ["student"], "confidence": 0.8})
+    calls = []
+
+    def dies_on_the_second_item(messages):
+        calls.append(1)
+        if len(calls) > 1:
+            raise KeyboardInterrupt  # stands in for the kill
+        return answer
+
+    out = tmp_path / "preview.parquet"
+    with pytest.raises(KeyboardInterrupt):
+        write_tag_preview(ml100k, tags_dir, [5, 3, 7], out, backend=ScriptedBackend(dies_on_the_second_item), echo=lambda _: None)
+    assert not out.exists() and (tmp_path / "preview.partial.parquet").exists()
+    rerun = ScriptedBackend(lambda m: answer)
+    frame = write_tag_preview(ml100k, tags_dir, [5, 3, 7], out, backend=rerun, echo=lambda _: None)
+    assert rerun.calls == 2 and frame["item_id"].tolist() == [5, 3, 7] and (frame["status"] == "ok").all()
+    assert out.exists() and not (tmp_path / "preview.partial.parquet").exists()
+
+
 def test_tagger_restricts_to_vocabulary_and_records_failures(ml100k, vocabs, tmp_path):
     topics, roles = vocabs
     good = json.dumps({"topics": ["Drama"], "roles": ["student"], "confidence": 0.7})
