@@ -175,7 +175,9 @@ class PushCopyGenerator:
 class PushTask:
     """The push job as a `PromptTask` (Ray's vLLM / HTTP stages): one chat per style; each answer
     is filtered and reward-ranked next to the generation by a generator built once per worker
-    (`ranker`: its reward and embedding models are loaded there, not pickled across)."""
+    (`ranker`: its reward and embedding models are loaded there, not pickled across). A stage
+    runs one request per prompt, so this path has no retry round: a style whose candidates were
+    all rejected stays `no_candidate_passed` (rerun those items on the local engine to retry)."""
 
     prompts: PushCopyGenerator  # for prompts and schema only: no reward or embedding model needed
     ranker: BuiltOnce  # → a PushCopyGenerator with its reward and embedding models
