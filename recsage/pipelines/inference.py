@@ -15,6 +15,19 @@ from recsage.datasets.splits import QuerySet
 from recsage.pipelines.train import load_model
 
 
+def raw_item_index(dataset: Dataset) -> dict[str, int]:
+    """Raw item id (as text) → internal id: how users name items in their own files."""
+    return {str(r): int(i) for r, i in zip(dataset.items["raw_id"], dataset.items["item_id"])}
+
+
+def _known_items(raw_ids: list, item_of_raw: dict[str, int], field: str, where: dict[str, str]) -> np.ndarray:
+    """Raw ids from a user's file as internal ids; an unknown one names the file, line and field."""
+    unknown = [x for x in raw_ids if str(x) not in item_of_raw]
+    if unknown:
+        raise InvalidInputError(f"unknown item id(s) {unknown[:3]}", field=field, **where)
+    return np.array([item_of_raw[str(x)] for x in raw_ids], dtype=np.int64)
+
+
 def recommend_for_user(model_dir: str | Path, prepared: str | Path, user_id: int, k: int = 10) -> dict[str, Any]:
     """Top-k with titles for one user of the prepared dataset (history = all their interactions)."""
     model = load_model(model_dir)
@@ -35,7 +48,7 @@ def queries_from_file(path: str | Path, dataset: Dataset) -> QuerySet:
     be scored by `evaluate`. An unknown item names the file, line and field."""
     from recsage.datasets.tabular import iter_jsonl
 
-    item_of_raw = {str(r): int(i) for r, i in zip(dataset.items["raw_id"], dataset.items["item_id"])}
+    item_of_raw = raw_item_index(dataset)
     histories, targets = [], []
     for lineno, row in iter_jsonl(Path(path)):
         where = {"file": str(path), "record": f"line {lineno}"}
@@ -43,12 +56,8 @@ def queries_from_file(path: str | Path, dataset: Dataset) -> QuerySet:
             raise InvalidInputError("needs a \"history\" list of raw item ids", field="history", **where)
         if "target" not in row:
             raise InvalidInputError("needs a \"target\" raw item id", field="target", **where)
-        for field_name, ids in (("history", row["history"]), ("target", [row["target"]])):
-            unknown = [x for x in ids if str(x) not in item_of_raw]
-            if unknown:
-                raise InvalidInputError(f"unknown item id(s) {unknown[:3]}", field=field_name, **where)
-        histories.append(np.array([item_of_raw[str(x)] for x in row["history"]], dtype=np.int64))
-        targets.append(item_of_raw[str(row["target"])])
+        histories.append(_known_items(row["history"], item_of_raw, "history", where))
+        targets.append(int(_known_items([row["target"]], item_of_raw, "target", where)[0]))
     if not targets:
         raise InvalidInputError("no queries", file=str(path))
     return QuerySet(np.arange(len(targets)), histories, np.asarray(targets, dtype=np.int64))
@@ -71,17 +80,15 @@ def recommend_batch(model_dir: str | Path, prepared: str | Path, *, users: str |
     if out.suffix not in (".parquet", ".csv", ".jsonl"):
         raise InvalidInputError("output must end in .parquet, .csv or .jsonl", file=str(out))
     ds = Dataset.load(prepared)
-    item_of_raw = {str(r): int(i) for r, i in zip(ds.items["raw_id"], ds.items["item_id"])}
     if histories is not None:
+        item_of_raw = raw_item_index(ds)
         queries, hists = [], []
         for lineno, row in iter_jsonl(Path(histories)):
-            if "history" not in row or not isinstance(row["history"], list):
-                raise InvalidInputError("each line needs a \"history\" list of raw item ids", file=str(histories), record=f"line {lineno}", field="history")
-            unknown = [h for h in row["history"] if str(h) not in item_of_raw]
-            if unknown:
-                raise InvalidInputError(f"unknown item id(s) {unknown[:3]}", file=str(histories), record=f"line {lineno}", field="history")
+            where = {"file": str(histories), "record": f"line {lineno}"}
+            if not isinstance(row.get("history"), list):
+                raise InvalidInputError("each line needs a \"history\" list of raw item ids", field="history", **where)
             queries.append(str(row.get("id", lineno)))
-            hists.append(np.array([item_of_raw[str(h)] for h in row["history"]], dtype=np.int64))
+            hists.append(_known_items(row["history"], item_of_raw, "history", where))
     else:
         seqs = ds.sequences()
         user_of_raw = {str(r): int(u) for r, u in zip(ds.users["raw_id"], ds.users["user_id"])}

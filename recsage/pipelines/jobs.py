@@ -96,9 +96,10 @@ def start_tagging_job(prepared: str | Path, tags_dir: str | Path, item_ids: list
         raise InvalidInputError("choose at least one item", field="items")
     if tagging_job_status(job_dir)["running"]:
         raise InvalidInputError("a tagging job is already running for this dataset", file=str(job_dir))
+    from recsage.pipelines.tagcf import tag_preview_partial  # TagCF's imports only when tagging
+
     (job_dir / TAG_PREVIEW).unlink(missing_ok=True)
-    for stale in job_dir.glob("preview.partial.parquet"):  # a new selection starts afresh
-        stale.unlink()
+    tag_preview_partial(job_dir / TAG_PREVIEW).unlink(missing_ok=True)  # a new selection starts afresh
     cmd = ["tagcf", "preview", "--data", str(prepared), "--tags", str(tags_dir), "--items", ",".join(str(int(i)) for i in item_ids),
            "--out", str(job_dir / TAG_PREVIEW)]
     if model:
@@ -108,33 +109,36 @@ def start_tagging_job(prepared: str | Path, tags_dir: str | Path, item_ids: list
 
 def tagging_job_status(job_dir: str | Path) -> dict[str, Any]:
     """`cli_job_status` plus items done so far (from the job's partial output) and the total."""
+    from recsage.pipelines.tagcf import tag_preview_partial
+
     job_dir = Path(job_dir)
     status = cli_job_status(job_dir, job_dir / TAG_PREVIEW)
-    meta = json.loads((job_dir / "job.json").read_text()) if status["exists"] else {}
-    partial = job_dir / "preview.partial.parquet"
+    partial = tag_preview_partial(job_dir / TAG_PREVIEW)
     done = len(pd.read_parquet(partial, columns=["item_id"])) if partial.exists() else 0
-    total = meta.get("total") or 0
+    total = status["total"] or 0
     return {**status, "done": total if status["finished"] else done, "total": total}
 
 
 def tagging_job_result(job_dir: str | Path) -> pd.DataFrame | None:
     """The finished preview of the last tagging job, or None while there is none."""
-    status = tagging_job_status(job_dir)
-    return pd.read_parquet(Path(job_dir) / TAG_PREVIEW) if status["finished"] else None
+    job_dir = Path(job_dir)
+    return pd.read_parquet(job_dir / TAG_PREVIEW) if cli_job_status(job_dir, job_dir / TAG_PREVIEW)["finished"] else None
 
 
 def cli_job_status(job_dir: str | Path, output: str | Path) -> dict[str, Any]:
-    """Running or not, finished (its `output` written after it started), elapsed, the log's tail."""
+    """Running or not, finished (its `output` written after it started), elapsed, the log's tail,
+    and the expected item count from job.json (`total`, None when the job did not say)."""
     job_dir = Path(job_dir)
     meta_path = job_dir / "job.json"
     if not meta_path.exists():
-        return {"exists": False, "running": False, "finished": Path(output).exists(), "elapsed": 0.0, "log_tail": []}
+        return {"exists": False, "running": False, "finished": Path(output).exists(), "elapsed": 0.0, "log_tail": [], "total": None}
     meta = json.loads(meta_path.read_text())
     running = _alive(int(meta["pid"]))
     log = job_dir / "job.log"
     finished = not running and Path(output).exists() and Path(output).stat().st_mtime >= meta["started"]
     return {"exists": True, "running": running, "finished": finished, "crashed": not running and not finished,
-            "elapsed": round(time.time() - meta["started"], 1), "log_tail": log.read_text(errors="replace").splitlines()[-8:] if log.exists() else []}
+            "elapsed": round(time.time() - meta["started"], 1), "log_tail": log.read_text(errors="replace").splitlines()[-8:] if log.exists() else [],
+            "total": meta.get("total")}
 
 
 def job_status(job_dir: str | Path) -> dict[str, Any]:

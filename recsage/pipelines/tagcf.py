@@ -235,13 +235,19 @@ def preview_tags(dataset: Dataset, tags_dir: str | Path, item_ids: list[int], *,
     return pd.DataFrame(rows)
 
 
+def tag_preview_partial(out: str | Path) -> Path:
+    """Where `write_tag_preview` keeps the items finished so far (the job monitor counts them)."""
+    out = Path(out)
+    return out.with_name(out.stem + ".partial.parquet")
+
+
 def write_tag_preview(dataset: Dataset, tags_dir: str | Path, item_ids: list[int], out: str | Path, *, llm: LLMConfig | None = None,
                       backend: LLMBackend | None = None, echo: Any = print) -> pd.DataFrame:
     """`preview_tags` one item at a time into `out` (Parquet), for the workbench's background job:
     each finished item is kept in `<out>.partial.parquet`, so a rerun after a kill tags only the rest,
     and `out` appears (atomically) only when every item is done; `echo` reports progress per item."""
     out = Path(out)
-    partial = out.with_name(out.stem + ".partial.parquet")
+    partial = tag_preview_partial(out)
     done = pd.read_parquet(partial) if partial.exists() else pd.DataFrame()
     finished = set(done["item_id"].astype(int)) if len(done) else set()
     for n, item in enumerate(item_ids, 1):
