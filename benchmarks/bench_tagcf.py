@@ -6,9 +6,11 @@ extraction numbers of the tagging run.
     # (resumable: a rerun tags only what is missing; ids and tags only, no MovieLens text)
     .venv/bin/python -m recsage.cli data prepare movielens-100k --src ../shared/data/movielens-100k --out .recsage/bench/ml100k
     .venv/bin/python -m recsage.cli tagcf extract --data .recsage/bench/ml100k --out benchmarks/results/tagcf-ml100k-llm
-    .venv/bin/python benchmarks/bench_tagcf.py --seeds 0,1
+    # the lift: SASRec / + TagCF features / TagCF model on the recommender-core recipe, seeds 0-2
+    .venv/bin/python benchmarks/bench_tagcf.py --seeds 0,1,2 --minutes 6
 
     # role identification (seeds 0-2) and graph evidence statistics → results/bench_tagcf_roles.json
+    # (every user held out once: 5 user-level folds per seed; --folds 0 for one 20% split per seed)
     .venv/bin/python benchmarks/bench_tagcf.py --part roles --seeds 0,1,2
     # + the LLM route, read once for seed 0's held-out users (resumable, kept as an artifact)
     .venv/bin/python benchmarks/bench_tagcf.py --part roles --seeds 0,1,2 --llm-roles
@@ -28,15 +30,12 @@ from _common import REPO, SHARED, measure, print_table, write_results  # noqa: E
 
 from recsage.datasets.registry import load_dataset  # noqa: E402
 from recsage.pipelines.data import make_split  # noqa: E402
-from recsage.pipelines.tagcf import build_vocabularies, identify_roles, tag_items, tagcf_model_inputs  # noqa: E402
+from recsage.pipelines.tagcf import build_vocabularies, tag_items, tagcf_model_inputs  # noqa: E402
 from recsage.pipelines.train import train_recommender  # noqa: E402
 
 WORK = REPO / ".recsage" / "bench" / "tagcf"
 ML100K_TAGS = REPO / "benchmarks" / "results" / "tagcf-ml100k-llm"  # the LLM tagging artifact (see the docstring)
-DATASETS = {"movielens-100k": ("movielens-100k", "movielens-100k", 50), "scientific": ("scientific", "amazon-scientific", 20)}
-# Scientific sequences are short (~6 items): batch 256 gives 33 steps an epoch and early stopping
-# fired on a plateau at epoch 1-2 (R@10 .025); smaller batches and a higher lr keep it learning.
-TRAIN = {"movielens-100k": {}, "scientific": {"batch_size": 64, "lr": 2e-3, "dropout": 0.2, "patience": 10}}
+DATASETS = {"movielens-100k": ("movielens-100k", "movielens-100k"), "scientific": ("scientific", "amazon-scientific")}
 
 
 def ensure_tags(name: str, kind: str, folder: str, ds) -> Path:
@@ -56,7 +55,7 @@ def ensure_tags(name: str, kind: str, folder: str, ds) -> Path:
 ROLE_ARTIFACT = REPO / "benchmarks" / "results" / "tagcf-user-roles"
 
 
-def roles_part(seeds: list[int], llm_roles: bool) -> None:
+def roles_part(seeds: list[int], llm_roles: bool, folds: int) -> None:
     """Role identification on held-out ML-100K users (user-level split per seed) and the role
     graph's evidence statistics. Topics: the LLM tagging run's when it exists, else genres."""
     from recsage.pipelines.roles import identify_roles_supervised, read_user_roles, summarise_roles
@@ -79,13 +78,13 @@ def roles_part(seeds: list[int], llm_roles: bool) -> None:
         llm_dir = ROLE_ARTIFACT
     row = {"dataset": "movielens-100k", "task": "roles-timing", "method": "all methods, all seeds", "seed": -1}
     with measure(row):
-        rows = identify_roles_supervised(ds, tags_dir, seeds=seeds, llm_answers=llm_dir)
+        rows = identify_roles_supervised(ds, tags_dir, seeds=seeds, folds=folds, llm_answers=llm_dir)
     summary = summarise_roles(rows)
     for r in summary:
         r["task"] = "roles-mean"
     print_table(summary, ["group", "method", "seeds", "top1_acc", "top1_acc_std", "top1_gain", "top1_gain_std", "top3_acc", "macro_f1",
                           "macro_f1_std", "macro_f1_gain", "macro_f1_gain_std", "log_loss", "ece", "features"],
-                f"role identification, held-out ML-100K users (user-level split, mean ± std over seeds {seeds}; topics from {tags_dir.name})")
+                f"role identification, held-out ML-100K users ({f'{folds} user-level folds' if folds >= 2 else 'one 20% user split'} per seed, mean ± std over seeds {seeds}; topics from {tags_dir.name})")
     graph_rows = []
     for w, name in ((0.0, "behaviour only"), (0.5, "LLM + behaviour")):
         g = build_role_graph(ds, tags_dir, llm_weight=w)
@@ -177,75 +176,107 @@ def main() -> None:
     ap.add_argument("--items", type=int, default=60, help="--part tags: items per dataset")
     ap.add_argument("--shortlist", type=int, default=12, help="--part tags: topics shown per item")
     ap.add_argument("--llm-roles", action="store_true", help="with --part roles: run the LLM route (default model) on seed 0's held-out users")
-    ap.add_argument("--seeds", default="0,1")
+    ap.add_argument("--folds", type=int, default=5, help="--part roles: every user held out once in this many user-level folds per seed (0: one 20%% split)")
+    ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--datasets", default="movielens-100k,scientific")
-    ap.add_argument("--minutes", type=float, default=4.0, help="training time cap per run")
+    ap.add_argument("--minutes", type=float, default=6.0, help="training time cap per run")
+    ap.add_argument("--methods", default="", help=f"comma-separated, default {','.join(METHODS)}; also {', '.join(ABLATIONS)}")
     ap.add_argument("--tag-loss-weight", type=float, default=0.5)
     args = ap.parse_args()
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.part == "roles":
-        return roles_part(seeds, args.llm_roles)
+        return roles_part(seeds, args.llm_roles, args.folds)
     if args.part == "tags":
         return tags_part(args.items, args.shortlist, seeds[0])
-    # every finished training run is appended here and reused by later invocations (runs take minutes)
-    done_path = WORK / "runs.jsonl"
+    methods = tuple(args.methods.split(",")) if args.methods else METHODS
+    unknown = set(methods) - set(METHODS + ABLATIONS)
+    if unknown:
+        raise SystemExit(f"unknown --methods {sorted(unknown)}; choose from {list(METHODS + ABLATIONS)}")
+    return recommend_part(args.datasets.split(","), seeds, args.minutes, args.tag_loss_weight, methods)
+
+
+METHODS = ("sasrec", "sasrec+tagcf-features", "tagcf")
+# diagnosis: the same features through the side-info hook as it was before (PyTorch's init, not zero)
+ABLATIONS = ("sasrec+tagcf-features (default init)",)
+RECIPE = "core"  # every setting chosen from the data (recmodels.defaults), as `recsage train sasrec --data X`
+
+
+def recommend_part(datasets: list[str], seeds: list[int], minutes: float, tag_loss_weight: float, methods: tuple[str, ...] = METHODS) -> None:
+    """SASRec, SASRec + TagCF item features, and the TagCF model (tag head + logic score), all on
+    the recommender-core recipe (no setting given but the time cap), same split and seeds; the lift
+    is paired by seed. Finished runs are appended to runs-core.jsonl and reused by reruns."""
+    done_path = WORK / "runs-core.jsonl"
     done = [json.loads(line) for line in done_path.read_text().splitlines()] if done_path.exists() else []
     rows: list[dict] = []
-    for name in args.datasets.split(","):
-        kind, folder, max_len = DATASETS[name]
+    for name in datasets:
+        kind, folder = DATASETS[name]
         ds = load_dataset(kind, SHARED / folder)
         tags_dir = ensure_tags(name, kind, folder, ds)
         split = make_split(ds, "loo")
         inputs = tagcf_model_inputs(ds, split, tags_dir)
         tag_meta = json.loads((tags_dir / "item_tags.json").read_text()) if (tags_dir / "item_tags.json").exists() else {}
-        common = dict(max_len=max_len, dim=64, epochs=200, patience=5, max_train_seconds=args.minutes * 60, progress=False) | TRAIN[name]
-        for method, extra in (("sasrec", {}), ("sasrec+tagcf-features", {"side_features": inputs["side_features"]}),
-                              ("tagcf", {"item_tags": inputs["item_tags"], "logic": inputs["logic"], "tag_loss_weight": args.tag_loss_weight})):
+        for method in methods:
+            extra = {"sasrec": {}, "sasrec+tagcf-features": {"side_features": inputs["side_features"]},
+                     "sasrec+tagcf-features (default init)": {"side_features": inputs["side_features"], "side_init": "default"},
+                     "tagcf": {"item_tags": inputs["item_tags"], "logic": inputs["logic"], "tag_loss_weight": tag_loss_weight}}[method]
             for seed in seeds:
                 prior = [r for r in done if (r["dataset"], r["method"], r["seed"]) == (name, method, seed)]
                 if prior:
                     rows.append(prior[-1])
                     continue
-                row = {"dataset": name, "task": "recommend", "method": method, "seed": seed, "protocol": "loo",
-                       "llm_tagged_items": tag_meta.get("items_tagged_by_llm", 0), "tags": int(inputs["item_tags"].shape[1])}
+                row = {"dataset": name, "task": "recommend", "method": method, "seed": seed, "protocol": "loo", "recipe": RECIPE,
+                       "llm_tagged_items": tag_meta.get("items_tagged_by_llm", 0), "tags": int(inputs["item_tags"].shape[1]),
+                       "side_features": int(inputs["side_features"].shape[1]) if "features" in method else 0}
                 with measure(row):
                     _, res = train_recommender("tagcf" if method == "tagcf" else "sasrec", None, split=split, dataset=ds, seed=seed,
-                                               ks=(10, 20), **common, **extra)
-                row |= {k: res[k] for k in ("recall@10", "ndcg@10", "recall@20", "ndcg@20", "coverage@20", "gini@20", "best_epoch", "epochs_run", "train_seconds")}
+                                               ks=(10, 20), max_train_seconds=minutes * 60, progress=False, **extra)
+                row |= {k: res[k] for k in ("recall@10", "ndcg@10", "recall@20", "ndcg@20", "coverage@20", "gini@20", "best_epoch", "epochs_run",
+                                            "stopped_by_time", "train_seconds")}
+                row["chosen"] = {k: v["value"] for k, v in res.get("defaults", {}).get("chosen", {}).items()}
                 rows.append(row)
                 with open(done_path, "a") as f:
                     f.write(json.dumps(row) + "\n")
-                print(row, flush=True)
-        if name == "movielens-100k":
-            # the model path: TagCF's tag head scores every role tag for each user's full history (no profile);
-            # divided by the mean over users so frequent LLM roles do not win everywhere
-            model, _ = train_recommender("tagcf", None, split=split, dataset=ds, seed=0, ks=(10,), **common, item_tags=inputs["item_tags"],
-                                         logic=inputs["logic"], tag_loss_weight=args.tag_loss_weight)
-            n_topics = inputs["item_tags"].shape[1] - len(json.loads((tags_dir / "roles.json").read_text())["tags"])
-            scores = model.user_tag_scores(ds.sequences())[:, n_topics:]
-            scores = scores / scores.mean(axis=0, keepdims=True).clip(1e-9)
-            role_names = [t["name"] for t in json.loads((tags_dir / "roles.json").read_text())["tags"]]
-            for r in identify_roles(ds, tags_dir, model_scores=scores, model_roles=role_names):
-                rows.append({"task": "roles", **r})
+                print({k: row[k] for k in ("dataset", "method", "seed", "ndcg@10", "recall@10", "best_epoch", "stopped_by_time", "seconds")}, flush=True)
+        if name == "movielens-100k" and tag_meta:
             vocab = json.loads((tags_dir / "vocabulary_report.json").read_text())
-            rows.append({"dataset": name, "task": "extraction", "method": tag_meta.get("model"), "items_tagged": tag_meta.get("items_tagged_by_llm"),
-                         "items_failed": tag_meta.get("items_failed"), "json_validity": round(tag_meta.get("items_tagged_by_llm", 0) / max(1, tag_meta.get("items_tagged_by_llm", 0) + tag_meta.get("items_failed", 0)), 4),
-                         "items_per_min": round(60 * tag_meta.get("records_per_second", 0), 2),
+            n_ok, n_bad = tag_meta.get("items_tagged_by_llm", 0), tag_meta.get("items_failed", 0)
+            rows.append({"dataset": name, "task": "extraction", "method": tag_meta.get("model"), "items_tagged": n_ok, "items_failed": n_bad,
+                         "json_validity": round(n_ok / max(1, n_ok + n_bad), 4), "items_per_min": round(60 * tag_meta.get("records_per_second", 0), 2),
                          "topic_candidates": vocab.get("topic", {}).get("candidates"), "topic_new": vocab.get("topic", {}).get("new_tags"),
                          "role_candidates": vocab.get("role", {}).get("candidates"), "role_new": vocab.get("role", {}).get("new_tags"),
                          "role_rejected_as_topics": vocab.get("role", {}).get("rejected_other_kind"), "topics": vocab.get("topics"), "roles": vocab.get("roles")})
     seen = {(r["dataset"], r["method"], r["seed"]) for r in rows if r["task"] == "recommend"}
-    rows += [r for r in done if (r["dataset"], r["method"], r["seed"]) not in seen]  # runs from earlier invocations
-    rec = [r for r in rows if r["task"] == "recommend"]
-    summary = []
-    for (d, m) in dict.fromkeys((r["dataset"], r["method"]) for r in rec):
-        rs = [r for r in rec if r["dataset"] == d and r["method"] == m]
-        summary.append({"dataset": d, "method": m, "seeds": len(rs), **{k: round(sum(r[k] for r in rs) / len(rs), 4) for k in ("recall@10", "ndcg@10", "recall@20", "ndcg@20", "coverage@20", "gini@20", "seconds")}})
-    print_table(summary, ["dataset", "method", "seeds", "recall@10", "ndcg@10", "recall@20", "ndcg@20", "coverage@20", "gini@20", "seconds"],
-                "recommendation, leave-one-out full ranking (mean over seeds)")
-    print_table([r for r in rows if r["task"] == "roles"], ["group", "method", "classes", "top1_acc", "top3_acc", "macro_f1", "users"], "role identification, held-out ML-100K users")
-    print_table([r for r in rows if r["task"] == "extraction"], ["method", "items_tagged", "items_failed", "json_validity", "items_per_min", "topics", "roles", "role_rejected_as_topics"], "LLM extraction")
+    latest = {(r["dataset"], r["method"], r["seed"]): r for r in done if r["dataset"] in datasets}  # runs of other --methods
+    rows += [r for k, r in latest.items() if k not in seen]
+    summary = lift_summary([r for r in rows if r["task"] == "recommend"])
+    print_table(summary, ["dataset", "method", "seeds", "recall@10", "recall@10_std", "ndcg@10", "ndcg@10_std", "ndcg@10_lift", "ndcg@10_lift_std",
+                          "recall@10_lift", "recall@10_lift_std", "coverage@20", "seconds"],
+                f"recommendation, leave-one-out full ranking, recommender-core recipe (mean ± std over seeds {seeds}; lift paired by seed against sasrec)")
+    print_table([r for r in rows if r["task"] == "extraction"], ["method", "items_tagged", "items_failed", "json_validity", "items_per_min", "topics", "roles"],
+                "LLM extraction")
     write_results("bench_tagcf", rows + [{"task": "recommend-mean", **s} for s in summary])
+
+
+def lift_summary(rec: list[dict], baseline: str = "sasrec") -> list[dict]:
+    """Mean ± std over seeds per (dataset, method), and each method's gain over `baseline` on the
+    same seed (`*_lift`: relative, mean ± std of the per-seed ratios − 1)."""
+    import numpy as np
+
+    out = []
+    for d, m in dict.fromkeys((r["dataset"], r["method"]) for r in rec):
+        rs = sorted((r for r in rec if r["dataset"] == d and r["method"] == m), key=lambda r: r["seed"])
+        row = {"dataset": d, "method": m, "seeds": len(rs), "seconds": round(float(np.mean([r["seconds"] for r in rs])), 1)}
+        for k in ("recall@10", "ndcg@10", "recall@20", "ndcg@20", "coverage@20", "gini@20"):
+            v = np.array([r[k] for r in rs])
+            row[k], row[f"{k}_std"] = round(float(v.mean()), 4), round(float(v.std()), 4)
+        base = {r["seed"]: r for r in rec if r["dataset"] == d and r["method"] == baseline}
+        paired = [(r, base[r["seed"]]) for r in rs if r["seed"] in base]
+        if m != baseline and paired:
+            for k in ("recall@10", "ndcg@10"):
+                lift = np.array([a[k] / b[k] - 1 for a, b in paired])
+                row[f"{k}_lift"], row[f"{k}_lift_std"] = round(float(lift.mean()), 4), round(float(lift.std()), 4)
+        out.append(row)
+    return out
 
 
 if __name__ == "__main__":

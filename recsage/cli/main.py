@@ -168,7 +168,7 @@ def demo(
         for ex in tc["examples"]:
             console.print(f"  {ex['title']}\n    topics {ex['topics']}  roles {ex['roles']}")
         if tc["edges"]:
-            _print_rows(tc["edges"], ["source", "target", "strength", "lift", "support_users", "llm_count"],
+            _print_rows(tc["edges"], ["source", "target", "evidence", "strength", "lift", "support_users", "llm_count"],
                         "strongest role → topic edges above the support floor (strength = lower bound of the lift)")
         elif "role_topic_edges" in tc.get("graph", {}):
             console.print(f"  no role → topic edge is above the support floor yet ({tc['graph']['role_topic_edges']} kept below it, "
@@ -527,7 +527,7 @@ def tagcf_graph(
     g = build_role_graph(ds, tags, out, llm_weight=llm_weight)
     stats = g.stats()
     console.print_json(json.dumps({k: v for k, v in stats.items() if k != "rejections"}))
-    _print_rows(g.top_edges(n=15).to_dict("records"), ["source", "target", "strength", "lift", "lift_low", "lift_high", "support_users", "support_items", "llm_count"],
+    _print_rows(g.top_edges(n=15).to_dict("records"), ["source", "target", "evidence", "strength", "lift", "lift_low", "lift_high", "support_users", "support_items", "llm_count"],
                 f"strongest role → topic edges ({stats['role_topic_edges_above_floor']} of {stats['role_topic_edges']} above the support floor: "
                 f"≥{stats['support_floor']['users']} users or ≥{stats['support_floor']['llm_items']} LLM-tagged items; strength = lower 95% bound of the lift)")
     if features is not None:
@@ -540,6 +540,7 @@ def tagcf_roles(
     data: Path = typer.Option(..., "--data"),
     tags: Path = typer.Option(..., "--tags"),
     seeds: str = typer.Option("0", "--seeds", help="user splits to average over, e.g. 0,1,2"),
+    folds: int = typer.Option(0, "--folds", min=0, help="≥ 2: every user held out once, in this many user-level folds per seed (0: one 20% split per seed)"),
     llm_answers: Optional[Path] = typer.Option(None, "--llm-answers", help="folder from `recsage tagcf read-roles` (adds the LLM route)"),
     out: Optional[Path] = typer.Option(None, "--out", help="also write every row as JSON here"),
     text: bool = typer.Option(True, "--text/--no-text", help="include the MiniLM text of the history (embeds every item once)"),
@@ -553,7 +554,9 @@ def tagcf_roles(
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise typer.BadParameter(f"--seeds must be integers separated by commas, got {seeds!r}") from None
-    rows = identify_roles_supervised(Dataset.load(data), tags, seeds=seed_list, llm_answers=llm_answers, text=text)
+    if folds == 1:
+        raise typer.BadParameter("--folds must be 0 (one 20% split per seed) or at least 2")
+    rows = identify_roles_supervised(Dataset.load(data), tags, seeds=seed_list, folds=folds, llm_answers=llm_answers, text=text)
     summary = summarise_roles(rows)
     _print_rows(summary, ["group", "method", "classes", "seeds", "top1_acc", "top3_acc", "macro_f1", "log_loss", "ece"],
                 "role identification (held-out users, mean over seeds)")

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from recsage.pipelines.tagcf import build_role_graph, load_item_tags, split_user
 
 BEHAVIOUR_BLOCKS = ("topics", "graph", "sid", "text", "behaviour", "taste")
 CHOSEN = "classifier: features chosen on training users"
+ITEMS_SET = "classifier: which items and their ratings"
 
 
 @dataclass
@@ -129,11 +130,40 @@ def user_role_features(histories: Sequence[np.ndarray], signals: ItemSignals, *,
     return {k: np.nan_to_num(v.astype(np.float64)) for k, v in blocks.items()}
 
 
-def stack_blocks(blocks: dict[str, np.ndarray], names: Sequence[str]) -> np.ndarray:
+def history_item_blocks(histories: Sequence[np.ndarray], n_items: int, *, ratings: Sequence[np.ndarray] | None = None,
+                        rating_mid: float = 0.0) -> dict[str, Any]:
+    """The history itself as sparse rows over the catalogue: `items` (which items, 1/√length each)
+    and, with ratings, `ratings` (the rating minus the scale's middle, /√length). Which films a user
+    chose and how they rated them carry the profile signal that genre shares and 48 factors smooth
+    away (ML-100K gender, one 20% split per seed: +.046 top-1 over majority against +.024 for the
+    dense blocks). Read by a classifier without standardisation (`RoleClassifierConfig.scale`)."""
+    import scipy.sparse as sp
+
+    lengths = np.array([len(h) for h in histories], dtype=np.float64)
+    rows = np.repeat(np.arange(len(histories)), lengths.astype(np.int64))
+    cols = np.concatenate([np.asarray(h, dtype=np.int64) for h in histories]) if len(rows) else np.zeros(0, np.int64)
+    shape = (len(histories), n_items)
+    per_row = sp.diags(1 / np.sqrt(np.maximum(lengths, 1)))
+    chosen = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=shape)
+    chosen.data[:] = 1.0  # an item seen twice counts once
+    out = {"items": (per_row @ chosen).tocsr()}
+    if ratings is not None:
+        r = np.concatenate([np.asarray(x, dtype=np.float64) for x in ratings]) if len(rows) else np.zeros(0)
+        out["ratings"] = (per_row @ sp.csr_matrix((r - rating_mid, (rows, cols)), shape=shape)).tocsr()
+    return out
+
+
+def stack_blocks(blocks: dict[str, Any], names: Sequence[str]) -> Any:
+    """The named blocks side by side: a dense array, or sparse CSR when any block is sparse."""
+    import scipy.sparse as sp
+
     missing = [b for b in names if b not in blocks]
     if missing:
         raise InvalidInputError(f"feature block(s) {missing} are not available; have {sorted(blocks)}", field="blocks")
-    return np.concatenate([blocks[b] for b in names], axis=1)
+    parts = [blocks[b] for b in names]
+    if any(sp.issparse(b) for b in parts):
+        return sp.hstack([sp.csr_matrix(b) for b in parts], format="csr")
+    return np.concatenate(parts, axis=1)
 
 
 def role_groups(dataset: Dataset) -> dict[str, list[str]]:
@@ -195,12 +225,18 @@ def _scored(rows: list[dict[str, Any]], meta: dict[str, Any], truth: list[str], 
 
 
 def identify_roles_supervised(dataset: Dataset, tags_dir: str | Path, *, seeds: Sequence[int] = (0, 1, 2), test_share: float = 0.2,
-                              llm_answers: str | Path | None = None, sid_dir: str | Path | None = None, text: bool = True,
+                              folds: int = 0, llm_answers: str | Path | None = None, sid_dir: str | Path | None = None, text: bool = True,
                               signals: ItemSignals | None = None, classifier: RoleClassifierConfig | None = None) -> list[dict[str, Any]]:
-    """The role-identification table: per seed (user split), per group — majority, topic-frequency,
-    graph naive Bayes, the LLM alone (where answers exist), and the classifier on growing sets of
-    feature blocks. Rows: dataset, seed, group, method, classes, top1_acc, top3_acc, macro_f1,
-    users, and log_loss / ece where the method gives probabilities."""
+    """The role-identification table: per seed, per group — majority, topic-frequency, graph naive
+    Bayes, the LLM alone (where answers exist), and the classifier on growing sets of feature
+    blocks. Rows: dataset, seed, group, method, classes, top1_acc, top3_acc, macro_f1, users, and
+    log_loss / ece where the method gives probabilities.
+
+    Held-out users per seed: a `test_share` of them (`split_users`), or with `folds` ≥ 2 every
+    user once, in `folds` seeded user-level folds — each fold is scored by models fitted on the
+    other folds' profiles only, so every profile is held out once and the estimate rests on all
+    users instead of a fifth of them (on ML-100K a 182-user test set moved top-1 by ±.03 between
+    seeds, as much as the gains being measured)."""
     labels = user_role_labels(dataset)
     groups = role_groups(dataset)
     signals = signals or item_signals(dataset, tags_dir, sid_dir=sid_dir, text=text)
@@ -208,7 +244,8 @@ def identify_roles_supervised(dataset: Dataset, tags_dir: str | Path, *, seeds: 
     all_ids = labels["user_id"].to_numpy()
     hist = [seqs[int(u)] for u in all_ids]
     rat = [ratings[int(u)] for u in all_ids] if ratings is not None else None
-    base_blocks = user_role_features(hist, signals, ratings=rat)
+    base_blocks: dict[str, Any] = {**user_role_features(hist, signals, ratings=rat),
+                                   **history_item_blocks(hist, dataset.n_items, ratings=rat, rating_mid=signals.rating_mid)}
     answers = load_llm_answers(llm_answers, all_ids, groups) if llm_answers is not None else None
     if answers is not None:
         base_blocks["llm"], _ = one_hot_answers(answers, groups)
@@ -216,47 +253,87 @@ def identify_roles_supervised(dataset: Dataset, tags_dir: str | Path, *, seeds: 
     pos = {int(u): i for i, u in enumerate(all_ids)}
     rows: list[dict[str, Any]] = []
     for seed in seeds:
-        train_u, test_u = split_users(all_ids, test_share, seed)
-        tr, te = np.array([pos[int(u)] for u in train_u]), np.array([pos[int(u)] for u in test_u])
-        train_roles = labels.iloc[tr].reset_index(drop=True)
+        if folds >= 2:
+            order = np.random.default_rng(seed).permutation(len(all_ids))
+            parts = [np.sort(order[f::folds]) for f in range(folds)]
+        else:
+            parts = [np.array([pos[int(u)] for u in split_users(all_ids, test_share, seed)[1]])]
+        fold_preds = []
+        for te in parts:
+            tr = np.setdiff1d(np.arange(len(all_ids)), te)
+            fold_preds.append((te, _fold_predictions(dataset, tags_dir, all_ids, tr, te, hist, labels, groups, signals, base_blocks,
+                                                     roles, seed, classifier)))
+        te = np.concatenate([t for t, _ in fold_preds])
+        preds = {k: {g: _joined([fp[k][g] for _, fp in fold_preds]) for g in groups} for k in fold_preds[0][1] if k != "chosen"}
         test_roles = labels.iloc[te].reset_index(drop=True)
-        graph = build_role_graph(dataset, tags_dir, train_users=train_u, llm_weight=0.0)
-        blocks = {**base_blocks, "graph": graph_loglik(hist, signals.topic, graph)}
-        tau = fit_temperature([hist[i] for i in tr], signals.topic, graph, train_roles)
-        nb = graph_role_scores([hist[i] for i in te], signals.topic, graph, train_roles, temperature=tau)
-        everything = [b for b in BEHAVIOUR_BLOCKS if b in blocks]
-        sets = {"classifier: TagCF (topics + graph)": ["topics", "graph"], "classifier: activity + items": ["behaviour"],
-                **({"classifier: activity + items + taste": ["behaviour", "taste"]} if "taste" in blocks else {}),
-                "classifier: all behaviour signals": everything}
-        if answers is not None:
-            sets["classifier: all + LLM answers"] = everything + ["llm"]
-        probas, cv = {}, {}
-        for name, names in sets.items():
-            x = stack_blocks(blocks, names)
-            clf = RoleClassifier(classifier or RoleClassifierConfig(seed=seed)).fit(x[tr], train_roles.drop(columns=["user_id"]))
-            probas[name], cv[name] = clf.predict_proba(x[te]), clf.cv_log_loss_
-        # the feature set per group chosen on the training users alone (cross-validated log-loss)
-        chosen = {g: min(sets, key=lambda n: (np.nan_to_num(cv[n][g], nan=np.inf), list(sets).index(n))) for g in groups}
-        probas[CHOSEN] = {g: probas[chosen[g]][g] for g in groups}
-        meta = {"dataset": dataset.name, "seed": seed, "train_users": len(tr), "test_users": len(te)}
+        meta = {"dataset": dataset.name, "seed": seed, "train_users": len(all_ids) - len(parts[0]), "test_users": len(te),
+                **({"folds": folds} if folds >= 2 else {})}
         for group, allowed in groups.items():
             truth = test_roles[group].tolist()
             m = {**meta, "group": group, "classes": len(allowed)}
-            prior = prior_proba(train_roles[group], len(te))
-            _scored(rows, {**m, "method": "majority"}, truth, majority_prediction(train_roles, group, len(te)), prior)
-            _scored(rows, {**m, "method": "topic-frequency"}, truth,
-                    topic_frequency_prediction([hist[i] for i in tr], train_roles, [hist[i] for i in te], signals.topic, group), None)
-            _scored(rows, {**m, "method": "graph naive Bayes"}, truth, ranked_from_scores(nb, roles.names, allowed), None)
+            for name in ("majority", "topic-frequency", "graph naive Bayes"):
+                ranked, proba = preds[name][group]
+                _scored(rows, {**m, "method": name}, truth, ranked, proba)
             if answers is not None:
                 got = [answers[i] for i in te]
                 read = [i for i, a in enumerate(got) if a is not None]
                 if read:  # the LLM names one role: top-1 only (top-3 = top-1)
                     _scored(rows, {**m, "method": "LLM reads the history", "answered": len(read)}, [truth[i] for i in read],
                             [[got[i][group]] for i in read], None)
-            for name, pr in probas.items():
-                extra = {"features": chosen[group].removeprefix("classifier: ")} if name == CHOSEN else {}
-                _scored(rows, {**m, "method": name, **extra}, truth, ranked_from_proba(pr[group]), pr[group])
+            for name in (k for k in preds if k.startswith("classifier")):
+                ranked, proba = preds[name][group]
+                extra = {}
+                if name == CHOSEN:
+                    chosen = pd.Series([fp["chosen"][group] for _, fp in fold_preds]).value_counts()
+                    extra = {"features": "; ".join(f"{n.removeprefix('classifier: ')}×{c}" for n, c in chosen.items())}
+                _scored(rows, {**m, "method": name, **extra}, truth, ranked, proba)
     return rows
+
+
+def _joined(parts: list[tuple[list[list[str]], pd.DataFrame | None]]) -> tuple[list[list[str]], pd.DataFrame | None]:
+    """One fold's (ranked, proba) after another; probability columns aligned (a role absent from
+    one fold's training users has probability 0 there)."""
+    ranked = [r for rk, _ in parts for r in rk]
+    if any(p is None for _, p in parts):
+        return ranked, None
+    return ranked, pd.concat([p for _, p in parts], ignore_index=True).fillna(0.0)
+
+
+def _fold_predictions(dataset: Dataset, tags_dir: str | Path, all_ids: np.ndarray, tr: np.ndarray, te: np.ndarray, hist: list[np.ndarray],
+                      labels: pd.DataFrame, groups: dict[str, list[str]], signals: ItemSignals, base_blocks: dict[str, np.ndarray],
+                      roles: TagVocabulary, seed: int, classifier: RoleClassifierConfig | None) -> dict[str, Any]:
+    """Every method's predictions for the users at `te`, from the profiles at `tr` only:
+    {method: {group: (ranked roles, probabilities or None)}, "chosen": {group: feature set}}."""
+    train_roles = labels.iloc[tr].reset_index(drop=True)
+    graph = build_role_graph(dataset, tags_dir, train_users=all_ids[tr], llm_weight=0.0)
+    blocks = {**base_blocks, "graph": graph_loglik(hist, signals.topic, graph)}
+    tau = fit_temperature([hist[i] for i in tr], signals.topic, graph, train_roles)
+    nb = graph_role_scores([hist[i] for i in te], signals.topic, graph, train_roles, temperature=tau)
+    everything = [b for b in BEHAVIOUR_BLOCKS if b in blocks]
+    sets = {"classifier: TagCF (topics + graph)": ["topics", "graph"], "classifier: activity + items": ["behaviour"],
+            **({"classifier: activity + items + taste": ["behaviour", "taste"]} if "taste" in blocks else {}),
+            "classifier: all behaviour signals": everything}
+    if "llm" in blocks:
+        sets["classifier: all + LLM answers"] = everything + ["llm"]
+    sets[ITEMS_SET] = [b for b in ("items", "ratings") if b in blocks]
+    dense = classifier or RoleClassifierConfig(seed=seed)
+    raw = replace(dense, scale=False, Cs=tuple(c * 100 for c in dense.Cs))  # unscaled sparse rows: a 100x larger C grid
+    probas, cv = {}, {}
+    for name, names in sets.items():
+        x = stack_blocks(blocks, names)
+        clf = RoleClassifier(raw if name == ITEMS_SET else dense).fit(x[tr], train_roles.drop(columns=["user_id"]))
+        probas[name], cv[name] = clf.predict_proba(x[te]), clf.cv_log_loss_
+    # the feature set per group chosen on the training users alone (cross-validated log-loss)
+    chosen = {g: min(sets, key=lambda n: (np.nan_to_num(cv[n][g], nan=np.inf), list(sets).index(n))) for g in groups}
+    probas[CHOSEN] = {g: probas[chosen[g]][g] for g in groups}
+    test_hist = [hist[i] for i in te]
+    out: dict[str, Any] = {"chosen": chosen}
+    out["majority"] = {g: (majority_prediction(train_roles, g, len(te)), prior_proba(train_roles[g], len(te))) for g in groups}
+    out["topic-frequency"] = {g: (topic_frequency_prediction([hist[i] for i in tr], train_roles, test_hist, signals.topic, g), None) for g in groups}
+    out["graph naive Bayes"] = {g: (ranked_from_scores(nb, roles.names, allowed), None) for g, allowed in groups.items()}
+    for name, pr in probas.items():
+        out[name] = {g: (ranked_from_proba(pr[g]), pr[g]) for g in groups}
+    return out
 
 
 def summarise_roles(rows: list[dict[str, Any]], baseline: str = "majority") -> list[dict[str, Any]]:
@@ -277,7 +354,12 @@ def summarise_roles(rows: list[dict[str, Any]], baseline: str = "majority") -> l
                 gain = np.array([r[k] - base.at[(g, r["seed"]), k] for r in part.to_dict("records") if (g, r["seed"]) in base.index])
                 if len(gain):
                     row[name], row[f"{name}_std"] = round(float(gain.mean()), 4), round(float(gain.std()), 4)
-        if "features" in part and part["features"].notna().any():
-            row["features"] = ", ".join(f"{v}×{n}" for v, n in part["features"].value_counts().items())
+        if "features" in part and part["features"].notna().any():  # how often each set was chosen, over every seed and fold
+            counts: dict[str, int] = {}
+            for cell in part["features"].dropna():
+                for item in str(cell).split("; "):
+                    name, _, n = item.rpartition("×")
+                    counts[name] = counts.get(name, 0) + int(n)
+            row["features"] = "; ".join(f"{k}×{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
         out.append(row)
     return out

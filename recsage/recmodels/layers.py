@@ -14,9 +14,14 @@ class ItemEncoder(nn.Module):
     later — are a frozen buffer projected into the model width and added to the id embedding,
     so any model gets them the same way and an ablation only toggles this argument.
     Index 0 is padding; item i is stored at i + 1.
+
+    `side_init="zero"` starts the projection at zero, so a model given side features begins as
+    the same function as one without them and learns how much of them to use. With PyTorch's default
+    init ("default") ML-100K's 85 TagCF features entered at std .152 against the id embedding's .020,
+    so items sharing tags began nearly identical.
     """
 
-    def __init__(self, n_items: int, dim: int, side_features: np.ndarray | None = None) -> None:
+    def __init__(self, n_items: int, dim: int, side_features: np.ndarray | None = None, side_init: str = "default") -> None:
         super().__init__()
         self.n_items = n_items
         self.embedding = nn.Embedding(n_items + 1, dim, padding_idx=0)
@@ -27,6 +32,11 @@ class ItemEncoder(nn.Module):
                 raise ValueError(f"side_features has {side.shape[0]} rows for {n_items} items")
             self.register_buffer("side", torch.cat([torch.zeros(1, side.shape[1]), side]))
             self.side_proj = nn.Linear(side.shape[1], dim)
+            if side_init == "zero":
+                nn.init.zeros_(self.side_proj.weight)
+                nn.init.zeros_(self.side_proj.bias)
+            elif side_init != "default":
+                raise ValueError(f"side_init must be 'default' or 'zero', got {side_init!r}")
         else:
             self.side = None
             self.side_proj = None

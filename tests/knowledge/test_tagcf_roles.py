@@ -80,13 +80,35 @@ def test_test_profiles_never_reach_training(ml100k, genre_tags, signals, monkeyp
 
     monkeypatch.setattr(RoleClassifier, "fit", spy_fit)
     monkeypatch.setattr(roles_mod, "build_role_graph", spy_graph)
-    identify_roles_supervised(ml100k, genre_tags, seeds=(1,), signals=signals, classifier=RoleClassifierConfig(Cs=(0.1,)))
+    identify_roles_supervised(ml100k, genre_tags, seeds=(1,), signals=signals, classifier=RoleClassifierConfig(Cs=(0.01,)))
     labels = user_role_labels(ml100k)
     train_u, test_u = split_users(labels["user_id"].to_numpy(), 0.2, 1)
     expected = labels.set_index("user_id").loc[train_u].reset_index(drop=True)
     assert seen and graph_users == [set(int(u) for u in train_u)]
     for got in seen:
         pd.testing.assert_frame_equal(got.reset_index(drop=True), expected)
+
+
+def test_folds_hold_every_user_out_once_from_their_own_fold(ml100k, genre_tags, signals, monkeypatch):
+    """With folds, every user is scored once, by graphs built without their fold's profiles."""
+    from recsage.pipelines import roles as roles_mod
+
+    graph_users = []
+    real_graph = roles_mod.build_role_graph
+
+    def spy_graph(ds, tags, **kw):
+        graph_users.append(set(int(u) for u in kw["train_users"]))
+        return real_graph(ds, tags, **kw)
+
+    monkeypatch.setattr(roles_mod, "build_role_graph", spy_graph)
+    rows = identify_roles_supervised(ml100k, genre_tags, seeds=(0,), folds=2, signals=signals, classifier=RoleClassifierConfig(Cs=(0.01,)))
+    everyone = set(int(u) for u in user_role_labels(ml100k)["user_id"])
+    held_out = [everyone - g for g in graph_users]
+    assert len(held_out) == 2 and set().union(*held_out) == everyone and sum(map(len, held_out)) == len(everyone)
+    by = {(r["group"], r["method"]): r for r in rows}
+    assert by[("gender", "majority")]["users"] == len(everyone) and by[("gender", "majority")]["folds"] == 2
+    assert all(r["users"] == len(everyone) for r in rows if r["method"] != "LLM reads the history")
+    assert by[("gender", "classifier: which items and their ratings")]["log_loss"] < by[("gender", "majority")]["log_loss"]
 
 
 def test_classifier_contract():
@@ -150,6 +172,7 @@ def test_graph_edges_carry_lift_interval_and_support(ml100k, genre_tags):
     assert e["support_users"] == hit["user_id"].nunique() and e["support_items"] == hit["item_id"].nunique()
     top = g.top_edges(n=20)
     assert len(top) and top["above_floor"].all() and (top["strength"].diff().dropna() <= 1e-12).all()
+    assert (top["evidence"] == "behaviour").all()  # llm_weight 0: LLM votes never make an edge
     thin = g.edge_table()
     hidden = thin[~thin["above_floor"].astype(bool)]
     assert (hidden["support_users"] < 5).all()
@@ -168,6 +191,22 @@ def test_llm_only_single_votes_stay_below_the_floor(ml100k):
     top = g.top_edges(n=10)
     assert top[["source", "target"]].values.tolist() == [["teacher", "Glue"]]
     assert len(g.top_edges(n=10, include_hidden=True)) == 2
+
+
+def test_user_backed_edges_rank_before_llm_only_edges():
+    """LLM lifts run far higher than behaviour lifts (the LLM names roles from the genre): an edge
+    only LLM votes back must not outrank one that users back. Synthetic rows, named as such."""
+    tags = pd.DataFrame([{"item_id": i, "topics": ["Space"], "roles": ["homemaker"]} for i in range(3)]
+                        + [{"item_id": 3 + i, "topics": ["Drama"], "roles": ["critic"]} for i in range(20)])
+    users = pd.DataFrame({"user_id": range(6), "occupation": ["student"] * 6})
+    inter = pd.DataFrame({"user_id": list(range(6)) * 2, "item_id": [3, 4, 5, 3, 4, 5] + [0, 0, 1, 1, 2, 2]})
+    g = RoleGraph.build(["homemaker", "critic", "student"], ["Space", "Drama"], tags, inter, users, llm_weight=0.5)
+    top = g.top_edges(n=10)
+    assert top["evidence"].tolist()[0] == "behaviour" and "llm" in top["evidence"].tolist()
+    llm_edge = top[top["evidence"] == "llm"].iloc[0]
+    assert (llm_edge["source"], llm_edge["target"]) == ("homemaker", "Space") and llm_edge["strength"] > top["strength"].iloc[0]
+    assert g.stats()["above_floor_by_llm"] == 2
+    assert RoleGraph.build(["homemaker", "critic", "student"], ["Space", "Drama"], tags, inter, users, llm_weight=0.0).stats()["above_floor_by_llm"] == 0
 
 
 def test_roles_cli_prints_the_table_and_refuses_bad_user_lists(ml100k, genre_tags, tmp_path):

@@ -65,3 +65,22 @@ def test_fast_dropout_keeps_the_expectation_and_is_seeded():
     assert abs((a == 0).float().mean().item() - drop.p) < 0.01
     assert abs(a.mean().item() - 1.0) < 0.01
     assert torch.equal(drop.eval()(x), x)
+
+
+def test_zero_initialised_side_projection_starts_as_the_id_model_and_learns():
+    """With side_init="zero" an encoder given side features computes exactly the id embedding at
+    the start, and the projection still receives a gradient (features are learned in)."""
+    from recsage.recmodels.layers import ItemEncoder
+
+    side = np.random.default_rng(0).integers(0, 2, (10, 6)).astype(np.float32)  # synthetic multi-hot tags
+    torch.manual_seed(0)
+    plain = ItemEncoder(10, 8)
+    torch.manual_seed(0)
+    zero = ItemEncoder(10, 8, side, side_init="zero")
+    ids = torch.tensor([[0, 3, 5, 9]])
+    assert torch.equal(plain(ids), zero(ids))
+    zero(ids).pow(2).sum().backward()
+    assert zero.side_proj.weight.grad.abs().sum() > 0
+    torch.manual_seed(0)
+    default = ItemEncoder(10, 8, side)
+    assert not torch.equal(plain(ids), default(ids))

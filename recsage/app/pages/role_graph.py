@@ -29,8 +29,8 @@ c1.metric("Edges (filters applied)", f"{view['counts']['shown']} of {view['count
 c1.metric("Roles / topics", f"{stats['roles']} / {stats['topics']}")
 floor = stats.get("support_floor") or {}
 c1.caption(f"{stats.get('role_topic_edges_above_floor', 0)} of {stats.get('role_topic_edges', stats['edges'])} role→topic edges above the "
-           f"support floor (≥{floor.get('users')} users or ≥{floor.get('llm_items')} LLM-tagged items). Ranked by strength: the lower "
-           f"95% bound of the lift.")
+           f"support floor (≥{floor.get('users')} users or ≥{floor.get('llm_items')} LLM-tagged items). Edges backed by users come first, "
+           f"then those backed only by LLM votes, each ranked by strength: the lower 95% bound of its lift.")
 with c2:
     if drawing == "interactive":
         # our own generated page (labels escaped, JavaScript inlined, no remote assets)

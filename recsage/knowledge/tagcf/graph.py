@@ -9,8 +9,13 @@ topic→role is P(role | topic) — mixed from two evidence sources, each kept o
 An analyst needs to know which edges to believe, so every edge also carries, per source, its
 *lift* (how much likelier the topic is for this role than overall) with a 95% Wilson interval,
 and its *support* (distinct users and items behind it; items the LLM tagged with both). The
-edge's `strength` is the larger lower bound of the lifts whose source clears its support floor;
-edges below every floor are kept (`above_floor` False) but hidden by default. The behaviour
+edge's `evidence` is "behaviour" when enough users back it, else "llm" when enough LLM-tagged
+items do, else "below floor"; its `strength` is that source's lift lower bound. Edges backed by
+users rank before edges backed only by LLM votes: the two lifts are not on one scale (the LLM
+names roles *from* the genre, so its lifts run 3–15 where behaviour lifts run .5–1.5), and with
+the larger of the two as strength, single-digit LLM votes ("homemaker → space adventure", 3 items,
+0 users) topped the ML-100K graph. Edges below every floor are kept (`above_floor` False) but
+hidden by default. The behaviour
 interval counts interactions, which are not independent draws, so it is narrower than it should
 be: the user-support floor, not the interval, is what guards against a few heavy users.
 """
@@ -58,7 +63,7 @@ def lift_with_interval(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.n
     return np.where(ok, p / safe, 0.0), np.where(ok, lo / safe, 0.0), np.where(ok, hi / safe, 0.0)
 
 
-EDGE_COLUMNS = ["source", "target", "strength", "above_floor", "weight", "lift", "lift_low", "lift_high", "support_users", "support_items",
+EDGE_COLUMNS = ["source", "target", "evidence", "strength", "above_floor", "weight", "lift", "lift_low", "lift_high", "support_users", "support_items",
                 "behaviour_count", "llm_lift", "llm_lift_low", "llm_count"]
 
 
@@ -186,8 +191,8 @@ class RoleGraph:
             top_items = sorted(beh_items[(ri, ti)].items(), key=lambda kv: (-kv[1], kv[0]))[:n_examples] if (ri, ti) in beh_items else []
             support_users = len(beh_user_sets.get((ri, ti), ()))
             beh_ok = support_users >= min_support_users
-            llm_ok = llm_counts[ri, ti] >= min_llm_items
-            strength = max(float(lift_lo[ri, ti]) if beh_ok else 0.0, float(llm_lo[ri, ti]) if llm_ok else 0.0)
+            llm_ok = llm_weight > 0 and llm_counts[ri, ti] >= min_llm_items  # a behaviour-only graph ranks by behaviour alone
+            strength = float(lift_lo[ri, ti]) if beh_ok else float(llm_lo[ri, ti]) if llm_ok else 0.0
             evidence = {
                 "llm_count": int(llm_counts[ri, ti]),
                 "behaviour_count": int(beh_counts[ri, ti]),
@@ -195,6 +200,7 @@ class RoleGraph:
                 "support_users": support_users, "support_items": len(beh_items.get((ri, ti), ())),
                 "llm_lift": float(llm_lift[ri, ti]), "llm_lift_low": float(llm_lo[ri, ti]),
                 "strength": strength, "above_floor": bool(beh_ok or llm_ok),
+                "evidence": "behaviour" if beh_ok else "llm" if llm_ok else "below floor",
                 "example_items": llm_items.get((ri, ti), []) or [i for i, _ in top_items],
                 "example_users": beh_users.get((ri, ti), []),
             }
@@ -230,7 +236,7 @@ class RoleGraph:
     def edge_table(self, relation: str = "role_to_topic") -> pd.DataFrame:
         """Every edge of one direction with its statistics (EDGE_COLUMNS + examples); graphs saved
         before the statistics existed read as strength 0, below the floor."""
-        defaults = {"strength": 0.0, "above_floor": False, "lift_low": 0.0, "lift_high": 0.0, "support_users": 0, "support_items": 0,
+        defaults = {"evidence": "below floor", "strength": 0.0, "above_floor": False, "lift_low": 0.0, "lift_high": 0.0, "support_users": 0, "support_items": 0,
                     "llm_lift": 0.0, "llm_lift_low": 0.0}
         rows = [{"source": self.graph.nodes[u]["name"], "target": self.graph.nodes[v]["name"],
                  **{k: d.get(k, defaults.get(k)) for k in EDGE_COLUMNS[2:]},
@@ -240,14 +246,16 @@ class RoleGraph:
 
     def top_edges(self, relation: str = "role_to_topic", n: int = 10, by: str = "strength", include_hidden: bool = False,
                   source: str | None = None) -> pd.DataFrame:
-        """The strongest edges, evidence first: by `strength` (the conservative lift) and only
-        edges above their support floor unless `include_hidden`; only those out of `source` if given."""
+        """The strongest edges, evidence first: edges backed by users, then those backed only by LLM
+        votes, each by `strength` (the conservative lift); only edges above their support floor
+        unless `include_hidden`; only those out of `source` if given."""
         df = self.edge_table(relation)
         if not include_hidden:
             df = df[df["above_floor"].astype(bool)]
         if source is not None:
             df = df[df["source"] == source]
-        return df.sort_values([by, "weight"], ascending=False).head(n).drop(columns=["example_users"]).reset_index(drop=True)
+        order = df.assign(_users=df["evidence"] == "behaviour").sort_values(["_users", by, "weight"], ascending=False)  # user evidence first
+        return order.head(n).drop(columns=["example_users", "_users"]).reset_index(drop=True)
 
     def role_profile(self, role: str, n: int = 10, include_hidden: bool = False) -> pd.DataFrame:
         """A role's strongest topics with lift, interval, support and example items."""
@@ -270,7 +278,7 @@ class RoleGraph:
             "role_topic_edges_above_floor": sum(1 for *_, d in g.edges(data=True) if d["relation"] == "role_to_topic" and d.get("above_floor")),
             "above_floor_by_behaviour": sum(1 for *_, d in g.edges(data=True) if d["relation"] == "role_to_topic"
                                             and d.get("support_users", 0) >= g.graph.get("min_support_users", 5)),
-            "above_floor_by_llm": sum(1 for *_, d in g.edges(data=True) if d["relation"] == "role_to_topic"
+            "above_floor_by_llm": sum(1 for *_, d in g.edges(data=True) if d["relation"] == "role_to_topic" and g.graph.get("llm_weight", 0.5) > 0
                                       and d["llm_count"] >= g.graph.get("min_llm_items", 3)),
             "support_floor": {"users": g.graph.get("min_support_users"), "llm_items": g.graph.get("min_llm_items")},
             "rejections": self.rejections.to_dict(),

@@ -15,15 +15,17 @@ log-loss (a proper scoring rule, so the chosen model is the best-calibrated of t
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.linear_model import LogisticRegression
+import scipy.sparse as sp
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.metrics import log_loss
-from sklearn.model_selection import GridSearchCV, StratifiedKFold
+from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -32,9 +34,14 @@ from recsage.core.errors import InvalidInputError, NotFittedError
 
 @dataclass(frozen=True)
 class RoleClassifierConfig:
-    """`Cs`: inverse regularisation strengths tried; `folds`: cross-validation folds for choosing C."""
+    """`Cs`: inverse regularisation strengths tried; `folds`: cross-validation folds for choosing C;
+    `scale`: standardise every column first (dense blocks of mixed units); False for sparse rows
+    already on one scale (`pipelines.roles.history_item_blocks`), which standardising would turn
+    into large values for rarely seen items."""
 
     Cs: tuple[float, ...] = (0.003, 0.01, 0.03, 0.1, 0.3)
+    scale: bool = True
+    tol: float = 1e-3  # solver tolerance: 1e-4 tripled the time on sparse history rows
     folds: int = 3
     max_iter: int = 3000
     seed: int = 0
@@ -48,10 +55,10 @@ class RoleClassifier:
         self.config = config or RoleClassifierConfig()
 
     def fit(self, x: np.ndarray, labels: pd.DataFrame) -> RoleClassifier:
-        x = np.asarray(x, dtype=np.float64)
-        if len(x) != len(labels):
-            raise InvalidInputError(f"{len(x)} feature rows but {len(labels)} label rows", field="labels")
-        if not np.isfinite(x).all():
+        x = _as_matrix(x)
+        if x.shape[0] != len(labels):
+            raise InvalidInputError(f"{x.shape[0]} feature rows but {len(labels)} label rows", field="labels")
+        if not np.isfinite(x.data if sp.issparse(x) else x).all():
             raise InvalidInputError("role features contain NaN or infinite values", field="features")
         self.models_: dict[str, Any] = {}
         self.chosen_C_: dict[str, float] = {}
@@ -62,18 +69,25 @@ class RoleClassifier:
             if len(counts) < 2:
                 raise InvalidInputError(f"role group {group!r} has a single class in training ({counts.index[0]!r})", field=group)
             folds = int(min(self.config.folds, counts.min())) if counts.min() >= 2 else 0
-            base = make_pipeline(StandardScaler(), LogisticRegression(max_iter=self.config.max_iter))
+            scaler = [StandardScaler()] if self.config.scale else []
             if folds >= 2:
+                # the regularisation path per fold, warm-started from C to C (3x faster than a grid
+                # search on 3,364 sparse columns × 21 roles); the scaler sees every training user's
+                # features, never a label
                 cv = StratifiedKFold(folds, shuffle=True, random_state=self.config.seed)
-                model = GridSearchCV(base, {"logisticregression__C": list(self.config.Cs)}, scoring="neg_log_loss", cv=cv)
-                model.fit(x, y)
-                self.chosen_C_[group] = float(model.best_params_["logisticregression__C"])
-                self.cv_log_loss_[group] = float(-model.best_score_)
-                self.models_[group] = model.best_estimator_
+                with warnings.catch_warnings():  # scikit-learn 1.9 announces simpler fitted attributes (read either way below)
+                    warnings.simplefilter("ignore", FutureWarning)
+                    model = make_pipeline(*scaler, LogisticRegressionCV(Cs=list(self.config.Cs), cv=cv, scoring="neg_log_loss",
+                                                                         max_iter=self.config.max_iter, tol=self.config.tol)).fit(x, y)
+                lr = model[-1]
+                self.chosen_C_[group] = float(np.ravel(lr.C_)[0])
+                scores = next(iter(lr.scores_.values())) if isinstance(lr.scores_, dict) else lr.scores_  # one array per class, or one
+                self.cv_log_loss_[group] = float(-np.max(np.asarray(scores).reshape(-1, len(self.config.Cs)).mean(axis=0)))
+                self.models_[group] = model
             else:  # a role seen once cannot be cross-validated: the grid's middle value
                 c = float(self.config.Cs[len(self.config.Cs) // 2])
-                base.set_params(logisticregression__C=c).fit(x, y)
-                self.chosen_C_[group], self.models_[group], self.cv_log_loss_[group] = c, base, float("nan")
+                model = make_pipeline(*scaler, LogisticRegression(C=c, max_iter=self.config.max_iter, tol=self.config.tol)).fit(x, y)
+                self.chosen_C_[group], self.models_[group], self.cv_log_loss_[group] = c, model, float("nan")
         return self
 
     def _check(self) -> None:
@@ -87,12 +101,17 @@ class RoleClassifier:
 
     def predict_proba(self, x: np.ndarray) -> dict[str, pd.DataFrame]:
         self._check()
-        x = np.asarray(x, dtype=np.float64)
+        x = _as_matrix(x)
         return {g: pd.DataFrame(m.predict_proba(x), columns=[str(c) for c in m.classes_]) for g, m in self.models_.items()}
 
     def ranked(self, x: np.ndarray, k: int = 3) -> dict[str, list[list[str]]]:
         """Top-k roles per group, most probable first."""
         return {g: ranked_from_proba(p, k) for g, p in self.predict_proba(x).items()}
+
+
+def _as_matrix(x: Any) -> Any:
+    """float64 rows: a dense array, or CSR kept sparse."""
+    return sp.csr_matrix(x, dtype=np.float64) if sp.issparse(x) else np.asarray(x, dtype=np.float64)
 
 
 def ranked_from_proba(proba: pd.DataFrame, k: int = 3) -> list[list[str]]:
