@@ -196,8 +196,8 @@ def main() -> None:
 
 
 METHODS = ("sasrec", "sasrec+tagcf-features", "tagcf")
-# diagnosis: the same features through the side-info hook as it was before (PyTorch's init, not zero)
-ABLATIONS = ("sasrec+tagcf-features (default init)",)
+# diagnosis: the same features through a side-info projection that starts at zero
+ABLATIONS = ("sasrec+tagcf-features (zero init)",)
 RECIPE = "core"  # every setting chosen from the data (recmodels.defaults), as `recsage train sasrec --data X`
 
 
@@ -217,7 +217,7 @@ def recommend_part(datasets: list[str], seeds: list[int], minutes: float, tag_lo
         tag_meta = json.loads((tags_dir / "item_tags.json").read_text()) if (tags_dir / "item_tags.json").exists() else {}
         for method in methods:
             extra = {"sasrec": {}, "sasrec+tagcf-features": {"side_features": inputs["side_features"]},
-                     "sasrec+tagcf-features (default init)": {"side_features": inputs["side_features"], "side_init": "default"},
+                     "sasrec+tagcf-features (zero init)": {"side_features": inputs["side_features"], "side_init": "zero"},
                      "tagcf": {"item_tags": inputs["item_tags"], "logic": inputs["logic"], "tag_loss_weight": tag_loss_weight}}[method]
             for seed in seeds:
                 prior = [r for r in done if (r["dataset"], r["method"], r["seed"]) == (name, method, seed)]
