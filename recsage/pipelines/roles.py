@@ -133,10 +133,10 @@ def user_role_features(histories: Sequence[np.ndarray], signals: ItemSignals, *,
 def history_item_blocks(histories: Sequence[np.ndarray], n_items: int, *, ratings: Sequence[np.ndarray] | None = None,
                         rating_mid: float = 0.0) -> dict[str, Any]:
     """The history itself as sparse rows over the catalogue: `items` (which items, 1/√length each)
-    and, with ratings, `ratings` (the rating minus the scale's middle, /√length). Which films a user
-    chose and how they rated them carry the profile signal that genre shares and 48 factors smooth
-    away (ML-100K gender, one 20% split per seed: +.046 top-1 over majority against +.024 for the
-    dense blocks). Read by a classifier without standardisation (`RoleClassifierConfig.scale`)."""
+    and, with ratings, `ratings` (the rating minus the scale's middle, /√length). On its own this
+    set is level with all dense blocks together (ML-100K, 5 folds × 3 seeds, top-1: gender .766 vs
+    .765, occupation .243 vs .242, age .425 vs .421) and is the set chosen in 21 of 45 fits. Read by
+    a classifier without standardisation (`RoleClassifierConfig.scale`)."""
     import scipy.sparse as sp
 
     lengths = np.array([len(h) for h in histories], dtype=np.float64)
@@ -305,10 +305,11 @@ def _fold_predictions(dataset: Dataset, tags_dir: str | Path, all_ids: np.ndarra
     """Every method's predictions for the users at `te`, from the profiles at `tr` only:
     {method: {group: (ranked roles, probabilities or None)}, "chosen": {group: feature set}}."""
     train_roles = labels.iloc[tr].reset_index(drop=True)
+    train_hist, test_hist = [hist[i] for i in tr], [hist[i] for i in te]
     graph = build_role_graph(dataset, tags_dir, train_users=all_ids[tr], llm_weight=0.0)
     blocks = {**base_blocks, "graph": graph_loglik(hist, signals.topic, graph)}
-    tau = fit_temperature([hist[i] for i in tr], signals.topic, graph, train_roles)
-    nb = graph_role_scores([hist[i] for i in te], signals.topic, graph, train_roles, temperature=tau)
+    tau = fit_temperature(train_hist, signals.topic, graph, train_roles)
+    nb = graph_role_scores(test_hist, signals.topic, graph, train_roles, temperature=tau)
     everything = [b for b in BEHAVIOUR_BLOCKS if b in blocks]
     sets = {"classifier: TagCF (topics + graph)": ["topics", "graph"], "classifier: activity + items": ["behaviour"],
             **({"classifier: activity + items + taste": ["behaviour", "taste"]} if "taste" in blocks else {}),
@@ -326,10 +327,9 @@ def _fold_predictions(dataset: Dataset, tags_dir: str | Path, all_ids: np.ndarra
     # the feature set per group chosen on the training users alone (cross-validated log-loss)
     chosen = {g: min(sets, key=lambda n: (np.nan_to_num(cv[n][g], nan=np.inf), list(sets).index(n))) for g in groups}
     probas[CHOSEN] = {g: probas[chosen[g]][g] for g in groups}
-    test_hist = [hist[i] for i in te]
     out: dict[str, Any] = {"chosen": chosen}
     out["majority"] = {g: (majority_prediction(train_roles, g, len(te)), prior_proba(train_roles[g], len(te))) for g in groups}
-    out["topic-frequency"] = {g: (topic_frequency_prediction([hist[i] for i in tr], train_roles, test_hist, signals.topic, g), None) for g in groups}
+    out["topic-frequency"] = {g: (topic_frequency_prediction(train_hist, train_roles, test_hist, signals.topic, g), None) for g in groups}
     out["graph naive Bayes"] = {g: (ranked_from_scores(nb, roles.names, allowed), None) for g, allowed in groups.items()}
     for name, pr in probas.items():
         out[name] = {g: (ranked_from_proba(pr[g]), pr[g]) for g in groups}
