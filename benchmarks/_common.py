@@ -40,7 +40,7 @@ def measure(row: dict):
 def print_table(rows: list[dict], columns: list[str], title: str = "") -> None:
     if title:
         print(f"\n{title}")
-    widths = [max(len(c), *(len(_fmt(r.get(c))) for r in rows)) for c in columns]
+    widths = [max([len(c)] + [len(_fmt(r.get(c))) for r in rows]) for c in columns]  # an empty table prints its header
     print("  ".join(c.ljust(w) for c, w in zip(columns, widths)))
     print("  ".join("-" * w for w in widths))
     for r in rows:

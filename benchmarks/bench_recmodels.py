@@ -46,6 +46,7 @@ LAZY_TRIE = {**LAZY, "trie_softmax": True, "label_smoothing": 0.1}
 TIGER = {"dim": 128, "n_encoder_layers": 4, "n_decoder_layers": 4, "dropout": 0.1, "lr": 3e-3, "lr_schedule": "cosine", "warmup_steps": 200,
          "epochs": 1, "patience": 20, "trie_softmax": True, "label_smoothing": 0.1}
 LAZY_SMALL_DATA = {**LAZY_TRIE, "epochs": 10}
+SSMIX = {"loss": "sampled", "negatives": 1024, "negative_sampling": "mixed", "dropout": 0.2, "epochs": 80, "patience": 40}
 TRAINED = ("sasrec", "lazy", "tiger", "diffgrm")  # torch models: capped at --minutes
 # run name -> (method, sid spec, config overrides, side features)
 RUNS = {
@@ -61,6 +62,14 @@ RUNS = {
     "sasrec-svd-auto": ("sasrec", None, {"attention": "svd", "attention_rank": 32}, None),
     # and with the newest 32–63 behaviours attended exactly, older ones through the skeleton
     "sasrec-svd-local-auto": ("sasrec", None, {"attention": "svd", "attention_rank": 32, "attention_local": 32}, None),
+    # sampled softmax (256 shared uniform negatives): a Beauty step 152 → 20 ms on 2 cores, so the
+    # 15 minutes buy the long GPU recipes' epochs and their dropout .5
+    "sasrec-ss-auto": ("sasrec", None, {"loss": "sampled", "negatives": 256, "dropout": 0.5, "epochs": 150, "patience": 40}, None),
+    "sasrec-ss1k-auto": ("sasrec", None, {"loss": "sampled", "negatives": 1024, "dropout": 0.2, "epochs": 80, "patience": 40}, None),
+    "sasrec-ssmix1k-auto": ("sasrec", None, SSMIX, None),
+    # the same with collaborative side vectors (co-occurrence SVD of the training sequences) through the side-info hook
+    "sasrec-ssmix1k-cf-auto": ("sasrec", None, SSMIX, "cf"),
+    "sasrec-ssmix1k-cf-d4-auto": ("sasrec", None, {**SSMIX, "dropout": 0.4, "epochs": 100}, "cf"),
     "lazy-auto": ("lazy", "ours:cf:balanced", {}, "cf"),
     "lazy-letter": ("lazy", "published:published", LAZY, None),
     "lazy-letter-cf": ("lazy", "published:published", LAZY, "cf"),

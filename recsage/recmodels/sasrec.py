@@ -44,6 +44,9 @@ class SASRecConfig(ConfigMixin):
     attention: str = "full"  # or "svd": SOLAR's SVD-attention, O(N·d·r) for long histories (recmodels.svd_attention)
     attention_rank: int = 32  # r of the SVD-attention (landmarks per head); exact when a history has ≤ r distinct behaviours
     attention_local: int = 0  # SVD-attention: exact attention over the newest block of this many positions (and the one before); 0 = none
+    loss: str = "ce"  # "ce": full softmax over every item; "sampled": softmax over the target and `negatives` shared uniform negatives
+    negatives: int = 256  # loss="sampled": negatives drawn per batch (shared by every position; accidental hits masked)
+    negative_sampling: str = "uniform"  # loss="sampled": "uniform", or "mixed" (half uniform, half by training frequency, logQ-corrected)
     side_init: str = "default"  # side-feature projection: PyTorch's init, or "zero" (starts as the id-only model; cost the TagCF lift on ML-100K)
     progress: bool = True  # progress bars
 
@@ -54,6 +57,12 @@ class SASRecConfig(ConfigMixin):
             raise InvalidInputError(f"attention_rank must be ≥ 1, got {self.attention_rank}", field="attention_rank")
         if self.attention_local < 0:
             raise InvalidInputError(f"attention_local must be ≥ 0, got {self.attention_local}", field="attention_local")
+        if self.loss not in ("ce", "sampled"):
+            raise InvalidInputError(f"loss must be 'ce' or 'sampled', got {self.loss!r}", field="loss")
+        if self.negative_sampling not in ("uniform", "mixed"):
+            raise InvalidInputError(f"negative_sampling must be 'uniform' or 'mixed', got {self.negative_sampling!r}", field="negative_sampling")
+        if self.negatives < 1:
+            raise InvalidInputError(f"negatives must be ≥ 1, got {self.negatives}", field="negatives")
         if self.side_init not in ("default", "zero"):
             raise InvalidInputError(f"side_init must be 'default' or 'zero', got {self.side_init!r}", field="side_init")
 
@@ -103,6 +112,34 @@ def length_buckets(order: np.ndarray, lengths: np.ndarray, batch_size: int, rng:
         part = part[np.argsort(lengths[part], kind="stable")]
         groups += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
     return np.concatenate([groups[i] for i in rng.permutation(len(groups))])
+
+
+def sampled_softmax_loss(h: torch.Tensor, targets: torch.Tensor, items: ItemEncoder, negatives: int,
+                         popularity: torch.Tensor | None = None) -> torch.Tensor:
+    """Softmax cross-entropy over each position's target and `negatives` items drawn once per
+    batch (shared by all positions; a negative equal to the target is masked out).
+
+    Why: with full softmax the output layer is most of a CPU step on a 12k-item catalogue (every
+    position scores every item); sharing a few hundred negatives makes a Beauty step ~7x cheaper,
+    so the same minutes buy more epochs. Uniform draws need no correction (the proposal is
+    constant). With `popularity` (training frequencies) half the draws follow it — the popular
+    items that full softmax pushes down hardest — and every logit is corrected by log q (q the
+    mixture's probability of the item). Draws come from torch's global generator, which the
+    trainer seeds per epoch, so a resumed run draws what the uninterrupted one did."""
+    n = items.n_items
+    if popularity is None:
+        neg = torch.randint(n, (negatives,), device=h.device)
+    else:
+        half = negatives // 2
+        neg = torch.cat([torch.randint(n, (negatives - half,), device=h.device), torch.multinomial(popularity, half, replacement=True)])
+    pos_logit = (h * items(targets + 1)).sum(-1, keepdim=True)
+    neg_logit = h @ items(neg + 1).T
+    if popularity is not None:
+        log_q = torch.log(0.5 / n + 0.5 * popularity / popularity.sum())
+        pos_logit, neg_logit = pos_logit - log_q[targets, None], neg_logit - log_q[neg][None, :]
+    neg_logit = neg_logit.masked_fill(neg[None, :] == targets[:, None], float("-inf"))
+    logits = torch.cat([pos_logit, neg_logit], dim=1)
+    return nn.functional.cross_entropy(logits, torch.zeros(len(targets), dtype=torch.long, device=h.device))
 
 
 @register_recommender("sasrec")
@@ -158,8 +195,15 @@ class SASRec(ScoringRecommender):
         return self
 
     def _loss(self, h: torch.Tensor, tgt: torch.Tensor) -> torch.Tensor:
-        """Full-softmax next-item cross-entropy over every non-padding position."""
+        """Next-item cross-entropy over every non-padding position: full softmax, or sampled softmax."""
         valid_pos = tgt >= 0
+        if self.config.loss == "sampled":
+            pop = None
+            if self.config.negative_sampling == "mixed":
+                pop = getattr(self, "_draw_weights", None)
+                if pop is None or len(pop) != self.n_items_:
+                    pop = self._draw_weights = torch.as_tensor(self.popularity_, dtype=torch.float32)
+            return sampled_softmax_loss(h[valid_pos], tgt[valid_pos], self.module_.items, self.config.negatives, pop)
         logits = h[valid_pos] @ self.module_.items.all_items().T
         return nn.functional.cross_entropy(logits, tgt[valid_pos])
 

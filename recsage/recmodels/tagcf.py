@@ -86,7 +86,7 @@ class TagCFRecommender(SASRec):
         lam = self.config.tag_loss_weight
         valid_pos = tgt >= 0
         hv = h[valid_pos]
-        ce = nn.functional.cross_entropy(hv @ self.module_.items.all_items().T, tgt[valid_pos])
+        ce = super()._loss(h, tgt)  # the SASRec loss (full or sampled softmax)
         if lam == 0:
             return ce
         bce = nn.functional.binary_cross_entropy_with_logits(self.module_.tag_head(hv), self._targets[tgt[valid_pos]])

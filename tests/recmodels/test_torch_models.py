@@ -35,6 +35,33 @@ def test_sasrec_loss_decreases_and_recommends(small_split):
         assert not set(h.tolist()) & set(row.tolist()) and (row >= 0).all()
 
 
+def test_sasrec_sampled_softmax_trains_and_resumes_exactly(small_split, tmp_path):
+    valid = small_split.valid.subset(np.arange(300))
+    cfg = {"loss": "sampled", "negatives": 64, "negative_sampling": "mixed"}
+    full = SASRec(sasrec_cfg(epochs=3, **cfg), checkpoint_dir=str(tmp_path / "a")).fit(small_split.train, valid)
+    losses = [h["loss"] for h in full.train_result_.history]
+    assert losses[-1] < losses[0]
+    SASRec(sasrec_cfg(epochs=2, **cfg), checkpoint_dir=str(tmp_path / "b")).fit(small_split.train, valid)
+    resumed = SASRec(sasrec_cfg(epochs=3, **cfg), checkpoint_dir=str(tmp_path / "b")).fit(small_split.train, valid)
+    assert [h["valid"] for h in resumed.train_result_.history] == pytest.approx([h["valid"] for h in full.train_result_.history])
+
+
+def test_sampled_softmax_masks_a_negative_equal_to_the_target():
+    import torch
+
+    from recsage.recmodels.layers import ItemEncoder
+    from recsage.recmodels.sasrec import sampled_softmax_loss
+
+    enc = ItemEncoder(1, 4)  # one item: every negative is the target itself
+    h = torch.randn(5, 4)
+    loss = sampled_softmax_loss(h, torch.zeros(5, dtype=torch.long), enc, negatives=3)
+    assert loss.item() == pytest.approx(0.0, abs=1e-6)  # only the target is left in each softmax
+    mixed = sampled_softmax_loss(h, torch.zeros(5, dtype=torch.long), enc, negatives=4, popularity=torch.ones(1))
+    assert mixed.item() == pytest.approx(0.0, abs=1e-6)  # logQ-corrected draws mask the same way
+    with pytest.raises(InvalidInputError, match="loss"):
+        SASRecConfig(loss="bpr")
+
+
 def test_sasrec_cold_user_falls_back_to_popularity(small_split):
     m = SASRec(sasrec_cfg(epochs=1)).fit(small_split.train)
     ids, _ = m.recommend([np.array([], dtype=np.int64)], k=5)
