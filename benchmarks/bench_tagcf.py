@@ -25,6 +25,8 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, SHARED, measure, print_table, write_results  # noqa: E402
 
@@ -32,6 +34,7 @@ from recsage.datasets.registry import load_dataset  # noqa: E402
 from recsage.pipelines.data import make_split  # noqa: E402
 from recsage.pipelines.tagcf import build_vocabularies, tag_items, tagcf_model_inputs  # noqa: E402
 from recsage.pipelines.train import train_recommender  # noqa: E402
+from recsage.tokenizers.item_vectors import collaborative_vectors  # noqa: E402
 
 WORK = REPO / ".recsage" / "bench" / "tagcf"
 ML100K_TAGS = REPO / "benchmarks" / "results" / "tagcf-ml100k-llm"  # the LLM tagging artifact (see the docstring)
@@ -182,7 +185,11 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=6.0, help="training time cap per run")
     ap.add_argument("--methods", default="", help=f"comma-separated, default {','.join(METHODS)}; also {', '.join(ABLATIONS)}")
     ap.add_argument("--tag-loss-weight", type=float, default=0.5)
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (1: two benchmarks can share the machine)")
     args = ap.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
     if args.part == "roles":
         return roles_part(seeds, args.llm_roles, args.folds)
@@ -197,7 +204,10 @@ def main() -> None:
 
 METHODS = ("sasrec", "sasrec+tagcf-features", "tagcf")
 # diagnosis: the same features through a side-info projection that starts at zero
-ABLATIONS = ("sasrec+tagcf-features (zero init)",)
+# and against the strongest id-based side information: collaborative vectors (co-occurrence SVD of the
+# training sequences, the bench_recmodels recipe that passes item-kNN, dropout .4), alone and with the
+# TagCF features beside them — do the LLM features add anything on top?
+ABLATIONS = ("sasrec+tagcf-features (zero init)", "sasrec+cf-features", "sasrec+cf+tagcf-features")
 RECIPE = "core"  # every setting chosen from the data (recmodels.defaults), as `recsage train sasrec --data X`
 
 
@@ -215,8 +225,11 @@ def recommend_part(datasets: list[str], seeds: list[int], minutes: float, tag_lo
         split = make_split(ds, "loo")
         inputs = tagcf_model_inputs(ds, split, tags_dir)
         tag_meta = json.loads((tags_dir / "item_tags.json").read_text()) if (tags_dir / "item_tags.json").exists() else {}
+        cf = collaborative_vectors(split.train.sequences, split.n_items, dim=64) if any("cf" in m for m in methods) else None
         for method in methods:
             extra = {"sasrec": {}, "sasrec+tagcf-features": {"side_features": inputs["side_features"]},
+                     "sasrec+cf-features": {"side_features": cf, "dropout": 0.4},
+                     "sasrec+cf+tagcf-features": {"side_features": None if cf is None else np.hstack([cf, inputs["side_features"]]), "dropout": 0.4},
                      "sasrec+tagcf-features (zero init)": {"side_features": inputs["side_features"], "side_init": "zero"},
                      "tagcf": {"item_tags": inputs["item_tags"], "logic": inputs["logic"], "tag_loss_weight": tag_loss_weight}}[method]
             for seed in seeds:
@@ -226,7 +239,7 @@ def recommend_part(datasets: list[str], seeds: list[int], minutes: float, tag_lo
                     continue
                 row = {"dataset": name, "task": "recommend", "method": method, "seed": seed, "protocol": "loo", "recipe": RECIPE,
                        "llm_tagged_items": tag_meta.get("items_tagged_by_llm", 0), "tags": int(inputs["item_tags"].shape[1]),
-                       "side_features": int(inputs["side_features"].shape[1]) if "features" in method else 0}
+                       "side_features": int(extra["side_features"].shape[1]) if "features" in method else 0}
                 with measure(row):
                     _, res = train_recommender("tagcf" if method == "tagcf" else "sasrec", None, split=split, dataset=ds, seed=seed,
                                                ks=(10, 20), max_train_seconds=minutes * 60, progress=False, **extra)
@@ -246,7 +259,10 @@ def recommend_part(datasets: list[str], seeds: list[int], minutes: float, tag_lo
                          "role_candidates": vocab.get("role", {}).get("candidates"), "role_new": vocab.get("role", {}).get("new_tags"),
                          "role_rejected_as_topics": vocab.get("role", {}).get("rejected_other_kind"), "topics": vocab.get("topics"), "roles": vocab.get("roles")})
     seen = {(r["dataset"], r["method"], r["seed"]) for r in rows if r["task"] == "recommend"}
-    latest = {(r["dataset"], r["method"], r["seed"]): r for r in done if r["dataset"] in datasets}  # runs of other --methods
+    # runs of other --methods and --datasets (re-read: a second benchmark may have appended meanwhile), so the
+    # results file always holds every finished run
+    done = [json.loads(line) for line in done_path.read_text().splitlines()] if done_path.exists() else []
+    latest = {(r["dataset"], r["method"], r["seed"]): r for r in done}
     rows += [r for k, r in latest.items() if k not in seen]
     summary = lift_summary([r for r in rows if r["task"] == "recommend"])
     print_table(summary, ["dataset", "method", "seeds", "recall@10", "recall@10_std", "ndcg@10", "ndcg@10_std", "ndcg@10_lift", "ndcg@10_lift_std",
