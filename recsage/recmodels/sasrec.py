@@ -1,4 +1,4 @@
-"""SASRec trained with full-softmax cross-entropy (the strong, honest sequential baseline)."""
+"""SASRec trained with softmax cross-entropy — full, or sampled for large catalogues (the strong, honest sequential baseline)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ class SASRecConfig(ConfigMixin):
     attention: str = "full"  # or "svd": SOLAR's SVD-attention, O(N·d·r) for long histories (recmodels.svd_attention)
     attention_rank: int = 32  # r of the SVD-attention (landmarks per head); exact when a history has ≤ r distinct behaviours
     attention_local: int = 0  # SVD-attention: exact attention over the newest block of this many positions (and the one before); 0 = none
-    loss: str = "ce"  # "ce": full softmax over every item; "sampled": softmax over the target and `negatives` shared uniform negatives
+    loss: str = "ce"  # "ce": full softmax over every item; "sampled": softmax over the target and `negatives` shared negatives (~7x cheaper step at 12k items)
     negatives: int = 256  # loss="sampled": negatives drawn per batch (shared by every position; accidental hits masked)
     negative_sampling: str = "uniform"  # loss="sampled": "uniform", or "mixed" (half uniform, half by training frequency, logQ-corrected)
     side_init: str = "default"  # side-feature projection: PyTorch's init, or "zero" (starts as the id-only model; cost the TagCF lift on ML-100K)
