@@ -66,7 +66,7 @@ RUNS = {
     # sampled softmax (256 shared uniform negatives): a Beauty step 152 → 20 ms on 2 cores, so the
     # 15 minutes buy the long GPU recipes' epochs and their dropout .5
     "sasrec-ss-auto": ("sasrec", None, {"loss": "sampled", "negatives": 256, "dropout": 0.5, "epochs": 150, "patience": 40}, None),
-    "sasrec-ss1k-auto": ("sasrec", None, {"loss": "sampled", "negatives": 1024, "dropout": 0.2, "epochs": 80, "patience": 40}, None),
+    "sasrec-ss1k-auto": ("sasrec", None, {**SSMIX, "negative_sampling": "uniform"}, None),
     "sasrec-ssmix1k-auto": ("sasrec", None, SSMIX, None),
     # the same with collaborative side vectors (co-occurrence SVD of the training sequences) through the
     # side-info hook: at dropout .2 it overfits by epoch 11; at .4 it is the session-17 recipe that passes

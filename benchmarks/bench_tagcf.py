@@ -113,8 +113,6 @@ def tags_part(n_items: int, shortlist: int, seed: int) -> None:
     recall of the chosen topics against them, and position bias (how often the first three
     vocabulary entries are chosen), for the LLM shown the whole vocabulary in a fixed order, the
     LLM shown a shuffled MiniLM shortlist, and the MiniLM nearest-tag baseline (top 2)."""
-    import numpy as np
-
     from recsage.knowledge.tagcf.extract import ItemTagger, shortlist_tags, tag_items_batch
     from recsage.llm.embed import Embedder
     from recsage.llm.registry import LLMConfig, get_backend
@@ -211,12 +209,17 @@ ABLATIONS = ("sasrec+tagcf-features (zero init)", "sasrec+cf-features", "sasrec+
 RECIPE = "core"  # every setting chosen from the data (recmodels.defaults), as `recsage train sasrec --data X`
 
 
+def read_runs(path: Path) -> list[dict]:
+    """The finished runs appended to a runs-*.jsonl file (none yet: empty)."""
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
 def recommend_part(datasets: list[str], seeds: list[int], minutes: float, tag_loss_weight: float, methods: tuple[str, ...] = METHODS) -> None:
     """SASRec, SASRec + TagCF item features, and the TagCF model (tag head + logic score), all on
     the recommender-core recipe (no setting given but the time cap), same split and seeds; the lift
     is paired by seed. Finished runs are appended to runs-core.jsonl and reused by reruns."""
     done_path = WORK / "runs-core.jsonl"
-    done = [json.loads(line) for line in done_path.read_text().splitlines()] if done_path.exists() else []
+    done = read_runs(done_path)
     rows: list[dict] = []
     for name in datasets:
         kind, folder = DATASETS[name]
@@ -261,7 +264,7 @@ def recommend_part(datasets: list[str], seeds: list[int], minutes: float, tag_lo
     seen = {(r["dataset"], r["method"], r["seed"]) for r in rows if r["task"] == "recommend"}
     # runs of other --methods and --datasets (re-read: a second benchmark may have appended meanwhile), so the
     # results file always holds every finished run
-    done = [json.loads(line) for line in done_path.read_text().splitlines()] if done_path.exists() else []
+    done = read_runs(done_path)
     latest = {(r["dataset"], r["method"], r["seed"]): r for r in done}
     rows += [r for k, r in latest.items() if k not in seen]
     summary = lift_summary([r for r in rows if r["task"] == "recommend"])
@@ -276,8 +279,6 @@ def recommend_part(datasets: list[str], seeds: list[int], minutes: float, tag_lo
 def lift_summary(rec: list[dict], baseline: str = "sasrec") -> list[dict]:
     """Mean ± std over seeds per (dataset, method), and each method's gain over `baseline` on the
     same seed (`*_lift`: relative, mean ± std of the per-seed ratios − 1)."""
-    import numpy as np
-
     out = []
     for d, m in dict.fromkeys((r["dataset"], r["method"]) for r in rec):
         rs = sorted((r for r in rec if r["dataset"] == d and r["method"] == m), key=lambda r: r["seed"])

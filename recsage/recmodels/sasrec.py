@@ -162,6 +162,8 @@ class SASRec(ScoringRecommender):
         x, y = training_windows(train.sequences, c.max_len)
         counts = np.bincount(np.concatenate(train.sequences), minlength=train.n_items).astype(np.float64)
         self.popularity_ = counts
+        # loss="sampled", negative_sampling="mixed": half the negatives are drawn by training frequency
+        self._draw_weights = torch.as_tensor(counts, dtype=torch.float32) if c.loss == "sampled" and c.negative_sampling == "mixed" else None
         xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
         lengths = (x != 0).sum(axis=1)
@@ -198,12 +200,7 @@ class SASRec(ScoringRecommender):
         """Next-item cross-entropy over every non-padding position: full softmax, or sampled softmax."""
         valid_pos = tgt >= 0
         if self.config.loss == "sampled":
-            pop = None
-            if self.config.negative_sampling == "mixed":
-                pop = getattr(self, "_draw_weights", None)
-                if pop is None or len(pop) != self.n_items_:
-                    pop = self._draw_weights = torch.as_tensor(self.popularity_, dtype=torch.float32)
-            return sampled_softmax_loss(h[valid_pos], tgt[valid_pos], self.module_.items, self.config.negatives, pop)
+            return sampled_softmax_loss(h[valid_pos], tgt[valid_pos], self.module_.items, self.config.negatives, self._draw_weights)
         logits = h[valid_pos] @ self.module_.items.all_items().T
         return nn.functional.cross_entropy(logits, tgt[valid_pos])
 
