@@ -251,7 +251,7 @@ def sid_fit(
     method: str = typer.Option("rqkmeans", "--method", help="rqkmeans | balanced | rqvae | parallel (DiffGRM's decoupled digits)"),
     source: str = typer.Option("text", "--source", help="text (sentence embeddings) | cf (co-occurrence SVD) | fused (text pulled toward co-consumed items)"),
     levels: int = typer.Option(3, "--levels", min=1, help="digits per semantic ID"),
-    codes: int = typer.Option(256, "--codes", min=2, help="codes per digit"),
+    codes: Optional[int] = typer.Option(None, "--codes", min=2, help="codes per digit (default: from the catalogue size, 8-256; 256 from ~16k items)"),
     collision: str = typer.Option("suffix", "--collision", help="suffix (extra level) | reassign (nearest free leaf) | none"),
     epochs: Optional[int] = typer.Option(None, "--epochs", min=1, help="rqvae only"),
     seed: int = typer.Option(0, "--seed"),
@@ -262,7 +262,7 @@ def sid_fit(
     from recsage.pipelines.sid import build_semantic_ids
 
     ds = Dataset.load(items)
-    with console.status(f"fitting {method} ({levels} x {codes}) on {ds.n_items} items"):
+    with console.status(f"fitting {method} ({levels} digits) on {ds.n_items} items"):
         _, rep = build_semantic_ids(ds, method=method, source=source, levels=levels, codes=codes, collision=collision, out=out, seed=seed, epochs=epochs)
     _print_sid_report(rep)
     console.print(f"[green]wrote[/] {out}")
@@ -270,7 +270,7 @@ def sid_fit(
 
 def _print_sid_report(rep: dict) -> None:
     _print_rows(rep["levels"], ["level", "used_codes", "utilisation", "entropy_norm", "max_bucket"], f"{rep.get('method', '')} codebook: {rep['n_items']} items")
-    extra = {k: rep.get(k) for k in ("collision_rate", "distinct_sids", "reconstruction_error", "semantic_consistency", "fit_seconds")}
+    extra = {k: rep.get(k) for k in ("codes", "collision_rate", "distinct_sids", "reconstruction_error", "semantic_consistency", "fit_seconds")}
     console.print(json.dumps(extra | {"collision": rep.get("collision")}, default=str))
 
 

@@ -91,8 +91,24 @@ def text_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]
                                             file=str(path), record=f"line {lineno}") from None
     except FileNotFoundError:
         raise InvalidInputError("file not found", file=str(path)) from None
+    except IsADirectoryError:
+        raise InvalidInputError("a folder, not a file: pass the data file inside it", file=str(path)) from None
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
         raise InvalidInputError(f"truncated or corrupt gzip after {lineno} complete lines ({e})", file=str(path), record=f"line {lineno + 1}") from None
+
+
+def single_file(path: Path, patterns: tuple[str, ...]) -> Path:
+    """`path` itself, or for a folder the one file in it matching `patterns` (tried in order) —
+    the shared datasets are folders with one data file and a SOURCE.md."""
+    if not path.is_dir():
+        return path
+    for pattern in patterns:
+        hits = sorted(path.glob(pattern))
+        if len(hits) == 1:
+            return hits[0]
+        if len(hits) > 1:
+            raise InvalidInputError(f"{len(hits)} files match {pattern} ({', '.join(h.name for h in hits[:4])}): pass one of them", file=str(path))
+    raise InvalidInputError(f"no data file ({' or '.join(patterns)}) in this folder", file=str(path))
 
 
 def iter_jsonl(path: Path, encoding: str = "utf-8"):

@@ -285,7 +285,8 @@ def identify_roles_supervised(dataset: Dataset, tags_dir: str | Path, *, seeds: 
                 extra = {}
                 if name == CHOSEN:
                     chosen = pd.Series([fp["chosen"][group] for _, fp in fold_preds]).value_counts()
-                    extra = {"features": "; ".join(f"{n.removeprefix('classifier: ')}×{c}" for n, c in chosen.items())}
+                    counts = {str(n).removeprefix("classifier: "): int(c) for n, c in chosen.items()}
+                    extra = {"features_chosen": counts, "features": _chosen_text(counts)}
                 _scored(rows, {**m, "method": name, **extra}, truth, ranked, proba)
     return rows
 
@@ -336,6 +337,11 @@ def _fold_predictions(dataset: Dataset, tags_dir: str | Path, all_ids: np.ndarra
     return out
 
 
+def _chosen_text(counts: dict[str, int]) -> str:
+    """"name×count; …", most chosen first: how the tables show the feature sets the folds chose."""
+    return "; ".join(f"{k}×{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def summarise_roles(rows: list[dict[str, Any]], baseline: str = "majority") -> list[dict[str, Any]]:
     """Mean ± std over seeds per (group, method), and the gain over `baseline` paired by seed
     (same held-out users): `top1_gain`, `macro_f1_gain` with their std over seeds."""
@@ -354,12 +360,11 @@ def summarise_roles(rows: list[dict[str, Any]], baseline: str = "majority") -> l
                 gain = np.array([r[k] - base.at[(g, r["seed"]), k] for r in part.to_dict("records") if (g, r["seed"]) in base.index])
                 if len(gain):
                     row[name], row[f"{name}_std"] = round(float(gain.mean()), 4), round(float(gain.std()), 4)
-        if "features" in part and part["features"].notna().any():  # how often each set was chosen, over every seed and fold
+        if "features_chosen" in part and part["features_chosen"].notna().any():  # how often each set was chosen, over every seed and fold
             counts: dict[str, int] = {}
-            for cell in part["features"].dropna():
-                for item in str(cell).split("; "):
-                    name, _, n = item.rpartition("×")
-                    counts[name] = counts.get(name, 0) + int(n)
-            row["features"] = "; ".join(f"{k}×{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
+            for cell in part["features_chosen"].dropna():
+                for name, n in cell.items():
+                    counts[name] = counts.get(name, 0) + n
+            row["features"] = _chosen_text(counts)
         out.append(row)
     return out

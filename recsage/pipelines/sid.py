@@ -37,13 +37,27 @@ def item_vectors(dataset: Dataset, source: str = "text", *, gamma: float = 0.5, 
     return fuse_with_cooccurrence(embed_items(dataset, embedder), train, gamma=gamma)
 
 
+def default_codes(n_items: int, levels: int) -> int:
+    """Codes per digit for a catalogue of `n_items`: the smallest power of two (8–256) whose
+    prefixes (all digits but the last) outnumber the items four times, so each prefix holds about
+    one item and the last digit rarely has to break ties. 256 (the papers' value) from ~16k items
+    up; a 1.7k-item catalogue gets 128, an 85-item one 32 — 256 codes there would leave most of
+    every level's softmax without a single item."""
+    if levels <= 1:
+        return int(min(256, max(8, 2 ** int(np.ceil(np.log2(max(n_items, 2)))))))
+    codes = 8
+    while codes < 256 and codes ** (levels - 1) < 4 * n_items:
+        codes *= 2
+    return codes
+
+
 def build_semantic_ids(
     dataset: Dataset,
     *,
     method: str = "rqkmeans",
     source: str = "text",
     levels: int = 3,
-    codes: int = 256,
+    codes: int | None = None,
     collision: str = "suffix",
     out: str | Path | None = None,
     vectors: np.ndarray | None = None,
@@ -51,7 +65,12 @@ def build_semantic_ids(
     seed: int = 0,
     **params: Any,
 ) -> tuple[SIDTable, dict[str, Any]]:
-    """Fits a quantizer, resolves collisions, reports metrics; saves everything to `out`."""
+    """Fits a quantizer, resolves collisions, reports metrics; saves everything to `out`.
+    `codes=None` chooses the codes per digit from the catalogue size (`default_codes`)."""
+    codes_why = "set by you"
+    if codes is None:
+        codes = default_codes(dataset.n_items, levels)
+        codes_why = f"smallest power of two with codes^{levels - 1} >= 4 x {dataset.n_items} items (8-256)"
     t0 = time.perf_counter()
     x = vectors if vectors is not None else item_vectors(dataset, source)
     t_vec = time.perf_counter() - t0
@@ -63,7 +82,7 @@ def build_semantic_ids(
     unique, coll = make_unique(raw_codes, collision, candidates)
     text_vecs = text_vectors if text_vectors is not None else (x if source == "text" else None)
     report = codebook_report(raw_codes, n_codes=codes, vectors=x, reconstruction=q.reconstruct(raw_codes), text_vectors=text_vecs)
-    report.update({"method": method, "source": source, "collision": coll, "vector_seconds": round(t_vec, 2), "fit_seconds": round(fit_s, 2), "dataset": dataset.name})
+    report.update({"method": method, "source": source, "codes": {"value": codes, "why": codes_why}, "collision": coll, "vector_seconds": round(t_vec, 2), "fit_seconds": round(fit_s, 2), "dataset": dataset.name})
     table = SIDTable(unique, fingerprint=item_fingerprint(dataset.items["raw_id"].tolist()), meta={"method": method, "source": source, "levels": levels, "codes": codes, "collision": collision})
     if out is not None:
         out = Path(out)

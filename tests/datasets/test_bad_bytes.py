@@ -70,6 +70,20 @@ def test_amazon_reviews_truncated_gz_names_file_and_line(tmp_path):
     assert r.exit_code == 2 and "truncated or corrupt gzip" in text and "synthetic_reviews.json.gz" in text and "line 826" in text
 
 
+def test_amazon_reviews_folder_without_one_review_file_is_named(tmp_path):
+    for files, message in (([], "no data file"), (["a.json.gz", "b.json.gz"], "2 files match *.json.gz")):
+        src = tmp_path / f"synthetic_{len(files)}"
+        src.mkdir()
+        for f in files:
+            (src / f).write_bytes(gzip.compress(b"{}\n"))
+        r = runner.invoke(app, ["data", "prepare", "amazon-reviews", "--src", str(src), "--out", str(tmp_path / "out")])
+        text = " ".join(r.output.split())
+        assert r.exit_code == 2 and message in text and src.name in text and "Traceback" not in r.output, text
+    # a loader that takes one file, handed a folder
+    r = runner.invoke(app, ["data", "prepare", "generic", "--src", str(tmp_path / "synthetic_0"), "--out", str(tmp_path / "out")])
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+
+
 def test_latin1_reads_with_encoding(tmp_path):
     src = tmp_path / "synthetic_latin1.jsonl"
     latin1(src)

@@ -109,6 +109,8 @@ def test_amazon_reviews(shared_data):
     assert len(ds.interactions) == 4216
     assert (ds.n_users, ds.n_items) == (991, 85)
     assert ((ds.comments["likes"] > 0).sum()) > 0
+    # the shared folder itself (one review file beside SOURCE.md) loads the same data
+    assert load_dataset("amazon-reviews", shared_data / "amazon-all-beauty-2018-reviews").summary() == ds.summary()
 
 
 def test_save_load_roundtrip(tmp_path, shared_data):

@@ -61,6 +61,9 @@ def test_classifier_beats_majority_on_held_out_users_without_leakage(ml100k, gen
     assert by[("gender", "classifier: all behaviour signals")]["top1_acc"] > by[("gender", "majority")]["top1_acc"]
     summary = summarise_roles(rows)
     assert {s["method"] for s in summary} >= {"majority", "graph naive Bayes", "classifier: TagCF (topics + graph)"}
+    for s in (s for s in summary if "features" in s):  # the chosen feature sets, counted over the folds
+        per_seed = [r["features_chosen"] for r in rows if (r["group"], r["method"]) == (s["group"], s["method"])]
+        assert sum(int(x.rpartition("×")[2]) for x in s["features"].split("; ")) == sum(sum(c.values()) for c in per_seed)
 
 
 def test_test_profiles_never_reach_training(ml100k, genre_tags, signals, monkeypatch):

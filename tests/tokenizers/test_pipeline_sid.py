@@ -46,7 +46,19 @@ def test_cli_sid_fit_and_stats_on_bundled_sample(tmp_path, bundled_data):
     assert r.exit_code == 0, r.output
     rep = json.loads((out / "report.json").read_text())
     assert rep["n_items"] == 3311 and rep["collision"]["collision_rate_after"] == 0.0
+    assert rep["codes"] == {"value": 32, "why": "set by you"}
     r = runner.invoke(app, ["sid", "stats", str(out)])
     assert r.exit_code == 0 and "<a_" in r.output
     r = runner.invoke(app, ["sid", "fit", "--items", str(prep), "--method", "rqkmeans", "--codes", "5000", "--out", str(tmp_path / "x")])
     assert r.exit_code == 2 and "codes per level" in r.output
+
+
+def test_default_codes_follow_the_catalogue_size():
+    from recsage.pipelines.sid import default_codes
+
+    # the papers' 256 on Beauty (12,101 items) and Scientific (4,344); smaller catalogues get fewer codes
+    assert [default_codes(n, 3) for n in (12101, 4344, 1682, 85, 3)] == [256, 256, 128, 32, 8]
+    assert default_codes(10**7, 3) == 256 and default_codes(5000, 2) == 256 and default_codes(1000, 4) == 16
+    for n in (3, 85, 1682, 4344):
+        c = default_codes(n, 3)
+        assert c ** 2 >= 4 * n and (c == 8 or (c // 2) ** 2 < 4 * n)

@@ -199,7 +199,7 @@ class RoleGraph:
                 "lift": float(lift[ri, ti]), "lift_low": float(lift_lo[ri, ti]), "lift_high": float(lift_hi[ri, ti]),
                 "support_users": support_users, "support_items": len(beh_items.get((ri, ti), ())),
                 "llm_lift": float(llm_lift[ri, ti]), "llm_lift_low": float(llm_lo[ri, ti]),
-                "strength": strength, "above_floor": bool(beh_ok or llm_ok),
+                "strength": strength, "above_floor": bool(beh_ok or llm_ok), "behaviour_floor": bool(beh_ok), "llm_floor": bool(llm_ok),
                 "evidence": "behaviour" if beh_ok else "llm" if llm_ok else "below floor",
                 "example_items": llm_items.get((ri, ti), []) or [i for i, _ in top_items],
                 "example_users": beh_users.get((ri, ti), []),
@@ -276,10 +276,9 @@ class RoleGraph:
             "edges_with_behaviour_evidence": sum(1 for *_, d in g.edges(data=True) if d["behaviour_count"] > 0),
             "role_topic_edges": sum(1 for *_, d in g.edges(data=True) if d["relation"] == "role_to_topic"),
             "role_topic_edges_above_floor": sum(1 for *_, d in g.edges(data=True) if d["relation"] == "role_to_topic" and d.get("above_floor")),
-            "above_floor_by_behaviour": sum(1 for *_, d in g.edges(data=True) if d["relation"] == "role_to_topic"
-                                            and d.get("support_users", 0) >= g.graph.get("min_support_users", 5)),
-            "above_floor_by_llm": sum(1 for *_, d in g.edges(data=True) if d["relation"] == "role_to_topic" and g.graph.get("llm_weight", 0.5) > 0
-                                      and d["llm_count"] >= g.graph.get("min_llm_items", 3)),
+            # each floor as decided when the edge was built (graphs saved before these flags count 0)
+            "above_floor_by_behaviour": sum(1 for *_, d in g.edges(data=True) if d["relation"] == "role_to_topic" and d.get("behaviour_floor")),
+            "above_floor_by_llm": sum(1 for *_, d in g.edges(data=True) if d["relation"] == "role_to_topic" and d.get("llm_floor")),
             "support_floor": {"users": g.graph.get("min_support_users"), "llm_items": g.graph.get("min_llm_items")},
             "rejections": self.rejections.to_dict(),
         }
