@@ -61,6 +61,20 @@ def write_results(name: str, rows: list[dict]) -> Path:
     return path
 
 
+def merge_results(rows: list[dict], others: str, key) -> list[dict]:
+    """`rows` with the rows of the results files named in `others` (comma-separated: runs done in
+    parallel, one file each) replacing any row with the same `key(row)`; the merged files are
+    removed so a later merge cannot bring old rows back."""
+    for name in filter(None, others.split(",")):
+        path = RESULTS / f"{name}.json"
+        new = json.loads(path.read_text())
+        keys = {key(r) for r in new}
+        rows = [r for r in rows if key(r) not in keys] + new
+        path.unlink()
+        print(f"merged {len(new)} rows of {path.relative_to(REPO)}")
+    return rows
+
+
 def require_shared() -> Path:
     if not SHARED.exists():
         sys.exit(f"real datasets not found at {SHARED}; set RECSAGE_SHARED_DATA")

@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _common import REPO, print_table, require_shared, rss_mb, write_results
+from _common import REPO, merge_results, print_table, require_shared, rss_mb, write_results
 
 PUBLISHED = [
     {"run": "TIGER (paper)", "dataset": "beauty", "recall@5": 0.0454, "ndcg@5": 0.0321, "recall@10": 0.0648, "ndcg@10": 0.0384},
@@ -30,6 +30,7 @@ PUBLISHED = [
     {"run": "SASRec-CE, max len 50 (genrec re-run)", "dataset": "beauty", "recall@10": 0.0851, "ndcg@10": 0.0421},
 ]
 DATA = {"beauty": ("beauty", "amazon-beauty"), "scientific": ("scientific", "amazon-scientific"), "ml100k": ("movielens-100k", "movielens-100k"),
+        "allbeauty": ("amazon-reviews", "amazon-all-beauty-2018-reviews"),  # 2018 All Beauty 5-core: timestamps, so chrono811 too
         "sample": ("scientific", "scientific-sample")}  # the bundled sample (recsage's data/)
 SASREC = {"dim": 64, "max_len": 20, "dropout": 0.3, "lr": 1e-3, "batch_size": 256, "epochs": 200, "patience": 8}
 SASREC_COSINE = {**SASREC, "dropout": 0.2, "lr": 3e-3, "batch_size": 128, "lr_schedule": "cosine", "warmup_steps": 100, "epochs": 18, "patience": 30}
@@ -76,7 +77,10 @@ RUNS = {
     # ablations of that recipe: without the side vectors; with the full softmax (epochs from the data)
     "sasrec-ssmix1k-d4-auto": ("sasrec", None, SSMIX_CF, None),
     "sasrec-cf-d4-auto": ("sasrec", None, {"dropout": 0.4}, "cf"),
-    "lazy-auto": ("lazy", "ours:cf:balanced", {}, "cf"),
+    # #20 part 4: the generative decoders with no --set flags, on a CF balanced codebook whose codes
+    # per digit come from the catalogue size (`recsage sid fit` without --codes)
+    "lazy-auto": ("lazy", "ours:cf:balanced:auto", {}, "cf"),
+    "diffgrm-auto": ("diffgrm", "ours:cf:balanced:auto", {}, "cf"),
     "lazy-letter": ("lazy", "published:published", LAZY, None),
     "lazy-letter-cf": ("lazy", "published:published", LAZY, "cf"),
     "tiger-letter": ("tiger", "published:published", TIGER, None),
@@ -128,10 +132,10 @@ def one(dataset: str, name: str, seed: int, minutes: float, work: Path, threads:
     if method in TRAINED:
         params = {**params, "max_train_seconds": minutes * 60, "progress": False}
     if sid and sid.startswith("ours:"):
-        _, source, qmethod = sid.split(":")
-        out = work / "sid" / dataset / f"{source}-{qmethod}"
+        _, source, qmethod, *auto = sid.split(":")  # "...:auto": codes per digit from the catalogue size
+        out = work / "sid" / dataset / f"{source}-{qmethod}{'-auto' if auto else ''}"
         if not (out / "sids.parquet").exists():
-            build_semantic_ids(Dataset.load(prepared), method=qmethod, source=source, levels=3, codes=256, collision="reassign", out=out)
+            build_semantic_ids(Dataset.load(prepared), method=qmethod, source=source, levels=3, codes=None if auto else 256, collision="reassign", out=out)
         sid = str(out)
     ds, split = load_split(prepared, protocol)  # Amazon data has sequence order only: chrono811 applies to MovieLens
     # collaborative side information through the one side-info hook: co-occurrence SVD of the
@@ -157,6 +161,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads per run (2 = the whole machine)")
     ap.add_argument("--results", default="bench_recmodels", help="results file name (exploratory runs: another name)")
     ap.add_argument("--protocol", default="loo", help="loo | chrono811 (datasets with timestamps)")
+    ap.add_argument("--merge", default="", help="results files of parallel runs to merge into --results (no runs then)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     ap.add_argument("--workdir", default=str(REPO / ".recsage" / "bench"))
@@ -169,7 +174,11 @@ def main() -> None:
         return
     results_path = REPO / "benchmarks" / "results" / f"{a.results}.json"
     rows = json.loads(results_path.read_text()) if results_path.exists() else []
-    for spec in a.runs.split(","):
+    same = ("run", "dataset", "seeds", "protocol")
+    if a.merge:
+        rows = merge_results(rows, a.merge, lambda r: tuple(str(r.get(k)) for k in same))
+        write_results(a.results, rows)
+    for spec in [] if a.merge else a.runs.split(","):
         print(f"== {spec}", flush=True)
         run_spec, minutes = spec, a.minutes
         if "@" in spec:  # per-run cap: beauty/tiger-letter@10:0
@@ -180,18 +189,16 @@ def main() -> None:
             subprocess.run([sys.executable, __file__, "--one", run_spec, "--out", f.name, "--minutes", str(minutes), "--workdir", str(work),
                             "--threads", str(a.threads), "--protocol", a.protocol], check=True)
             row = json.loads(Path(f.name).read_text())
-        same = ("run", "dataset", "seeds", "protocol")
         rows = [r for r in rows if any(r.get(k) != row.get(k) for k in same)] + [row]
         write_results(a.results, rows)  # after every run: a long benchmark keeps what it finished
     cols = ["run", "protocol", "sid", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "coverage@10", "train_seconds", "epochs_run", "ms_per_user", "peak_mb"]
-    for dataset in DATA:
+    for dataset in sorted({r.get("dataset") for r in rows}, key=str):  # rows carry the dataset's own name (movielens-100k, all_beauty_5)
         these = [r for r in rows if r.get("dataset") == dataset]
-        if these:
-            print_table(these + [r for r in PUBLISHED if r["dataset"] == dataset], cols, f"{dataset}, full ranking, seen items excluded (loo)")
+        print_table(these + [r for r in PUBLISHED if r["dataset"] == dataset], cols, f"{dataset}, full ranking, seen items excluded")
     means = seed_means(rows)
     print_table(means, ["dataset", "protocol", "run", "n_seeds", "recall@10", "ndcg@10", "train_seconds"], "mean ± std over seeds")
-    print_table(defaults_gap(means), ["dataset", "protocol", "popularity", "itemknn", "sasrec-auto", "beats popularity", "gap to item-kNN"],
-                "default-config SASRec (no --set) against popularity and item-kNN, N@10")
+    print_table(defaults_gap(means), ["dataset", "protocol", "model", "n_seeds", "ndcg@10", "popularity", "itemknn", "beats popularity", "gap to item-kNN"],
+                "default-config models (no --set) against popularity and item-kNN, N@10")
 
 
 def seed_means(rows: list[dict]) -> list[dict]:
@@ -212,15 +219,25 @@ def seed_means(rows: list[dict]) -> list[dict]:
     return out
 
 
+DEFAULT_RUNS = ("sasrec-auto", "lazy-auto", "diffgrm-auto")  # `recsage train METHOD --data X` with no --set flags
+
+
 def defaults_gap(means: list[dict]) -> list[dict]:
-    by = {(m["dataset"], m["protocol"], m["run"]): m["ndcg@10_mean"] for m in means}
+    """#20 part 4's table: per dataset and protocol, each default-config model's N@10 (mean over
+    its seeds), whether it beats popularity, and its gap to item-kNN."""
+    by = {(m["dataset"], m["protocol"], m["run"]): m for m in means}
     out = []
     for dataset, protocol in sorted({(m["dataset"], m["protocol"]) for m in means}, key=str):
-        pop, knn, auto = (by.get((dataset, protocol, r)) for r in ("popularity", "itemknn", "sasrec-auto"))
-        if auto is None:
-            continue
-        out.append({"dataset": dataset, "protocol": protocol, "popularity": pop, "itemknn": knn, "sasrec-auto": auto,
-                    "beats popularity": None if pop is None else auto > pop, "gap to item-kNN": None if knn is None else f"{(auto / knn - 1):+.1%}"})
+        pop, knn = (by.get((dataset, protocol, r)) for r in ("popularity", "itemknn"))
+        for run in DEFAULT_RUNS:
+            auto = by.get((dataset, protocol, run))
+            if auto is None:
+                continue
+            v = auto["ndcg@10_mean"]
+            out.append({"dataset": dataset, "protocol": protocol, "model": run, "n_seeds": auto["n_seeds"], "ndcg@10": auto["ndcg@10"],
+                        "popularity": None if pop is None else round(pop["ndcg@10_mean"], 4), "itemknn": None if knn is None else round(knn["ndcg@10_mean"], 4),
+                        "beats popularity": None if pop is None else v > pop["ndcg@10_mean"],
+                        "gap to item-kNN": None if knn is None else f"{(v / knn['ndcg@10_mean'] - 1):+.1%}"})
     return out
 
 
