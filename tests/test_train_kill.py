@@ -16,8 +16,11 @@ pytestmark = pytest.mark.slow
 
 
 def train_cmd(data, out):
-    return [sys.executable, "-m", "recsage.cli", "train", "sasrec", "--data", str(data), "--out", str(out), "--set", "epochs=8",
-            "--set", "dim=16", "--set", "patience=20", "--set", "progress=false"]
+    # 30 short epochs: a kill lands up to 0.4 s after a checkpoint, and on an idle machine that is
+    # several epochs of this tiny model — with 8 epochs the first kill could fall after the last one
+    # (seen once on a clean clone: "finished before three kills")
+    return [sys.executable, "-m", "recsage.cli", "train", "sasrec", "--data", str(data), "--out", str(out), "--set", "epochs=30",
+            "--set", "dim=16", "--set", "patience=40", "--set", "progress=false"]
 
 
 def checkpoint_epoch(out) -> int:
