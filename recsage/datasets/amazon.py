@@ -12,7 +12,7 @@ import pandas as pd
 from recsage.core.errors import InvalidInputError
 from recsage.datasets.builders import RawInteraction, index_ids, interactions_table, items_table, users_table
 from recsage.datasets.tables import Dataset
-from recsage.datasets.tabular import decode_text, single_file, text_lines
+from recsage.datasets.tabular import decode_text, text_lines
 from recsage.datasets.validation import ValidationReport, as_float, as_int, require
 
 _SID_TOKEN = re.compile(r"^<([a-z])_(\d+)>$")
@@ -173,7 +173,9 @@ def load_amazon_reviews(path: str | Path, *, report: ValidationReport | None = N
     Exact duplicate rows (same user, item, time, rating and text) are a known artefact of these
     dumps; they are removed and counted in `meta["exact_duplicates_removed"]`.
     """
-    path = single_file(Path(path), ("*.json.gz", "*.jsonl.gz", "*.json", "*.jsonl"))
+    path = Path(path)
+    if path.is_dir():  # a shared-data folder: its one review file (.json/.jsonl, gzipped or not) beside SOURCE.md
+        path = _one(path, "*.json*")
     report = report or ValidationReport()
     records = []
     seen = set()

@@ -97,20 +97,6 @@ def text_lines(path: Path, encoding: str = "utf-8") -> Iterator[tuple[int, str]]
         raise InvalidInputError(f"truncated or corrupt gzip after {lineno} complete lines ({e})", file=str(path), record=f"line {lineno + 1}") from None
 
 
-def single_file(path: Path, patterns: tuple[str, ...]) -> Path:
-    """`path` itself, or for a folder the one file in it matching `patterns` (tried in order) —
-    the shared datasets are folders with one data file and a SOURCE.md."""
-    if not path.is_dir():
-        return path
-    for pattern in patterns:
-        hits = sorted(path.glob(pattern))
-        if len(hits) == 1:
-            return hits[0]
-        if len(hits) > 1:
-            raise InvalidInputError(f"{len(hits)} files match {pattern} ({', '.join(h.name for h in hits[:4])}): pass one of them", file=str(path))
-    raise InvalidInputError(f"no data file ({' or '.join(patterns)}) in this folder", file=str(path))
-
-
 def iter_jsonl(path: Path, encoding: str = "utf-8"):
     """(line number, object) for each non-blank line; a bad line is an error naming file and line."""
     for lineno, line in text_lines(path, encoding):

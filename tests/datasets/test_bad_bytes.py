@@ -71,7 +71,7 @@ def test_amazon_reviews_truncated_gz_names_file_and_line(tmp_path):
 
 
 def test_amazon_reviews_folder_without_one_review_file_is_named(tmp_path):
-    for files, message in (([], "no data file"), (["a.json.gz", "b.json.gz"], "2 files match *.json.gz")):
+    for files, message in (([], "no file matching '*.json*'"), (["a.json.gz", "b.json.gz"], "several files match '*.json*'")):
         src = tmp_path / f"synthetic_{len(files)}"
         src.mkdir()
         for f in files:
