@@ -170,6 +170,11 @@ def summarise(rows: list[dict]) -> list[dict]:
     return out
 
 
+def run_key(row: dict) -> tuple:
+    """One (dataset, seed) run: a re-run or a merged file replaces every row of it (all its methods)."""
+    return row["dataset"], row.get("seed")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--datasets", default="ml100k,scientific,beauty")
@@ -191,7 +196,7 @@ def main() -> None:
     path = REPO / "benchmarks" / "results" / f"{a.results}.json"
     rows = [r for r in (json.loads(path.read_text()) if path.exists() else []) if "seed" in r]
     if a.merge:
-        rows = [r for r in merge_results(rows, a.merge, lambda r: (r["dataset"], r.get("seed"), r["method"])) if "seed" in r]
+        rows = [r for r in merge_results(rows, a.merge, run_key) if "seed" in r]
         write_results(a.results, rows + [{**s, "summary": True} for s in summarise(rows)])
     for key in [] if a.merge else a.datasets.split(","):
         for seed in [int(s) for s in a.seeds.split(",")]:
@@ -200,7 +205,7 @@ def main() -> None:
                 subprocess.run([sys.executable, __file__, "--one", f"{key}:{seed}", "--out", f.name, "--workdir", str(work), "--minutes", str(a.minutes),
                                 "--candidates", str(a.candidates), "--threads", str(a.threads)], check=True)
                 new = json.loads(Path(f.name).read_text())
-            rows = [r for r in rows if not (r["dataset"] == key and r["seed"] == seed)] + new
+            rows = [r for r in rows if run_key(r) != (key, seed)] + new
             write_results(a.results, rows + [{**s, "summary": True} for s in summarise(rows)])
     rows = [r for r in rows if "seed" in r]
     cols = ["method", "recall@5", "ndcg@5", "recall@10", "recall@10_std", "ndcg@10", "ndcg@10_std", *(["candidate_recall@%d" % a.candidates]), "seconds", "peak_mb"]

@@ -153,6 +153,11 @@ def one(dataset: str, name: str, seed: int, minutes: float, work: Path, threads:
     return row
 
 
+def run_key(row: dict) -> tuple:
+    """What makes a results row one run: a re-run (or a merged file's row) replaces the row with the same key."""
+    return tuple(str(row.get(k)) for k in ("run", "dataset", "seeds", "protocol"))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", default="beauty/popularity:0,beauty/itemknn:0,beauty/sasrec:0,beauty/lazy-letter-cf:0,beauty/tiger-letter:0,"
@@ -174,9 +179,8 @@ def main() -> None:
         return
     results_path = REPO / "benchmarks" / "results" / f"{a.results}.json"
     rows = json.loads(results_path.read_text()) if results_path.exists() else []
-    same = ("run", "dataset", "seeds", "protocol")
     if a.merge:
-        rows = merge_results(rows, a.merge, lambda r: tuple(str(r.get(k)) for k in same))
+        rows = merge_results(rows, a.merge, run_key)
         write_results(a.results, rows)
     for spec in [] if a.merge else a.runs.split(","):
         print(f"== {spec}", flush=True)
@@ -189,7 +193,7 @@ def main() -> None:
             subprocess.run([sys.executable, __file__, "--one", run_spec, "--out", f.name, "--minutes", str(minutes), "--workdir", str(work),
                             "--threads", str(a.threads), "--protocol", a.protocol], check=True)
             row = json.loads(Path(f.name).read_text())
-        rows = [r for r in rows if any(r.get(k) != row.get(k) for k in same)] + [row]
+        rows = [r for r in rows if run_key(r) != run_key(row)] + [row]
         write_results(a.results, rows)  # after every run: a long benchmark keeps what it finished
     cols = ["run", "protocol", "sid", "recall@5", "ndcg@5", "recall@10", "ndcg@10", "coverage@10", "train_seconds", "epochs_run", "ms_per_user", "peak_mb"]
     for dataset in sorted({r.get("dataset") for r in rows}, key=str):  # rows carry the dataset's own name (movielens-100k, all_beauty_5)
