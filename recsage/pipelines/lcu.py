@@ -188,7 +188,7 @@ def train_engagement(sections: CommentSections, inputs, config=None, *, progress
     model = EngagementModel(cfg).fit(tr, va, progress=progress)
     seconds = time.perf_counter() - t
     return model, {"valid": evaluate_engagement(model, va), "test": evaluate_engagement(model, te), "train_seconds": round(seconds, 2),
-                   "epochs": len(model.history_), "config": cfg.to_dict()}
+                   "epochs": len(model.history_), "best_epoch": model.best_epoch_, "config": cfg.to_dict()}
 
 
 def with_inputs(config, *, text: bool, labels: bool, aux_user: bool, aux_popular: bool, defaults=None):

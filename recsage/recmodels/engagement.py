@@ -11,7 +11,11 @@ The prediction is engagement = σ(p)/(1−σ(p))·(1−σ(p_c)) (WLR's odds, cor
 
 Two auxiliary comment-ranking heads share the comment tokens. Aux 1 is user-specific: BCE on
 which visible comment the user replied to. Aux 2 is user-agnostic: ListMLE over the visible
-comments' upvotes. Their weights are λ1 and λ2 (LCU's code defaults .001 / .1).
+comments' upvotes. Their weights are λ1 and λ2 (LCU's code defaults .001 / .1). Each head also
+reads its own embeddings of a comment's slot fields and of its rank from the newest. With λ1 =
+.001 the shared comment tokens are shaped almost only by the main task, so a head that saw only
+them ranked worse than "newest first"; its own tables let it learn recency and depth at full
+strength, while what reaches the shared layers is still weighted by λ, as in LCU.
 
 Text and label tables are frozen, non-persistent buffers. A saved model keeps only what it
 learned; the caller hands the same tables back when it loads.
@@ -33,7 +37,9 @@ from recsage.core.config import read_saved_meta
 from recsage.core.errors import InvalidInputError
 from recsage.core.seeding import set_seed
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the ranking heads' own slot tables
+MAX_SLOTS = 32  # rank-from-newest embeddings; a longer list shares the last one
+MAX_CONTEXT_VOCAB = 64  # a slot field with more values is an identity (author), not context
 
 
 @dataclass(frozen=True)
@@ -43,6 +49,7 @@ class EngagementConfig:
     n_cross: int = 3
     mlp: tuple[int, ...] = (128, 64)
     dropout: float = 0.1
+    norm_dense: bool = True  # LayerNorm on the text / label tokens (see `dense_token`)
     use_text: bool = True  # MiniLM embeddings of the post and of the visible comments
     use_labels: bool = True  # LLM (student) label distributions of the visible comments
     lambda_user: float = 0.001  # aux 1: which visible comment the user replied to (BCE)
@@ -134,6 +141,32 @@ class CrossNetwork(nn.Module):
         return x
 
 
+def dense_token(width: int, d: int, norm: bool) -> nn.Module:
+    """A dense input (a text embedding, label probabilities) as a field token. Unit-norm MiniLM
+    vectors through a freshly initialised linear layer come out ~30× smaller than an ID
+    embedding, so without the LayerNorm the text barely reaches the attention in a few epochs."""
+    return nn.Sequential(nn.Linear(width, d), nn.LayerNorm(d)) if norm else nn.Linear(width, d)
+
+
+class SlotTokens(nn.Module):
+    """A ranking head's own token per visible comment: its slot fields plus its rank from the
+    newest visible comment (slots run oldest → newest; the newest is always the last slot)."""
+
+    def __init__(self, slot_sizes: list[int], d: int) -> None:
+        super().__init__()
+        # context fields only (depth, age buckets, by-OP): an identity field such as the comment's
+        # author, learnt from a head's few positives, fits training threads and hurts new ones
+        self.used = [j for j, n in enumerate(slot_sizes) if n <= MAX_CONTEXT_VOCAB]
+        self.fields = nn.ModuleList(nn.Embedding(slot_sizes[j], d) for j in self.used)
+        self.rank = nn.Embedding(MAX_SLOTS, d)
+
+    def forward(self, slot_ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        k = mask.shape[1]
+        from_newest = (k - 1 - torch.arange(k, device=mask.device)).clamp(max=MAX_SLOTS - 1)
+        tok = self.rank(from_newest) + sum(emb(slot_ids[..., j]) for j, emb in zip(self.used, self.fields))
+        return tok * mask.unsqueeze(-1)
+
+
 class EngagementModule(nn.Module):
     def __init__(self, cfg: EngagementConfig, id_sizes: list[int], slot_sizes: list[int], text_dim: int | None, label_dim: int | None) -> None:
         super().__init__()
@@ -141,9 +174,9 @@ class EngagementModule(nn.Module):
         self.cfg = cfg
         self.id_emb = nn.ModuleList(nn.Embedding(n, d) for n in id_sizes)
         self.slot_emb = nn.ModuleList(nn.Embedding(n, d) for n in slot_sizes)
-        self.text_proj = nn.Linear(text_dim, d) if text_dim else None
-        self.comment_text_proj = nn.Linear(text_dim, d) if text_dim else None
-        self.label_proj = nn.Linear(label_dim, d) if label_dim else None
+        self.text_proj = dense_token(text_dim, d, cfg.norm_dense) if text_dim else None
+        self.comment_text_proj = dense_token(text_dim, d, cfg.norm_dense) if text_dim else None
+        self.label_proj = dense_token(label_dim, d, cfg.norm_dense) if label_dim else None
         n_tokens = len(id_sizes) + 1 + (1 if text_dim else 0)  # ids, pooled comments, post text
         self.attn = nn.MultiheadAttention(d, cfg.heads, batch_first=True, dropout=cfg.dropout)
         self.norm = nn.LayerNorm(d)
@@ -158,6 +191,12 @@ class EngagementModule(nn.Module):
         self.main = nn.Linear(width + prev, 1)
         self.correction = nn.Linear(width + prev, 1)
         self.user_query = nn.Linear(width + prev, d)  # aux 1: this user's taste, scored against each comment
+        self.user_slots = SlotTokens(slot_sizes, d)  # aux 1's own view of recency, depth, author
+        self.user_slot_score = nn.Linear(d, 1)
+        # the user × comment term starts switched off: the head begins as a ranker of context
+        # (recency, depth) and lets the personal term in only as far as training rewards it
+        self.user_gate = nn.Parameter(torch.zeros(()))
+        self.popular_slots = SlotTokens(slot_sizes, d)  # aux 2's own view of the same
         self.popular = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Linear(d, 1))  # aux 2: comment ⊕ post, no user
 
     def comment_tokens(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -181,8 +220,11 @@ class EngagementModule(nn.Module):
         x = self.norm(x + self.attn(x, x, x, need_weights=False)[0])
         flat = x.flatten(1)
         h = torch.cat([self.cross(flat), self.mlp(flat)], 1)
-        user_scores = (com * self.user_query(h).unsqueeze(1)).sum(-1)
-        pop = self.popular(torch.cat([com, post.unsqueeze(1).expand_as(com)], -1)).squeeze(-1)
+        user_tok = self.user_slots(batch["slot_ids"], batch["mask"])
+        personal = ((com + user_tok) * self.user_query(h).unsqueeze(1)).sum(-1)
+        user_scores = self.user_slot_score(user_tok).squeeze(-1) + self.user_gate * personal
+        pop_tok = com + self.popular_slots(batch["slot_ids"], batch["mask"])
+        pop = self.popular(torch.cat([pop_tok, post.unsqueeze(1).expand_as(com)], -1)).squeeze(-1)
         return {"main": self.main(h).squeeze(-1), "correction": self.correction(h).squeeze(-1), "user_scores": user_scores, "popular_scores": pop}
 
 
@@ -194,6 +236,7 @@ class EngagementModel:
         self.module_: EngagementModule | None = None
         self.weight_scale_: float = 1.0
         self.history_: list[dict[str, float]] = []
+        self.best_epoch_: int | None = None  # the epoch kept (best valid AUC); None without a valid split
 
     def _tables(self, inputs: EngagementInputs) -> dict[str, torch.Tensor | None]:
         cfg = self.config
@@ -249,7 +292,7 @@ class EngagementModel:
         opt = torch.optim.Adam(self.module_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
         rng = np.random.default_rng(cfg.seed)
         best, best_state, start = -1.0, None, time.perf_counter()
-        self.history_ = []
+        self.history_, self.best_epoch_ = [], None
         for epoch in range(cfg.epochs):
             self.module_.train()
             order = rng.permutation(len(train))
@@ -272,6 +315,7 @@ class EngagementModel:
                 row["valid_auc"] = round(score, 5)
                 if score > best:
                     best, best_state = score, {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
+                    self.best_epoch_ = epoch + 1
             self.history_.append(row)
             if progress:
                 print(json.dumps(row))

@@ -74,6 +74,21 @@ def test_learns_the_signal_and_round_trips(tmp_path) -> None:
     assert np.allclose(again.predict(test)["engagement"], out["engagement"], rtol=1e-5)
 
 
+def test_ranking_heads_learn_recency_at_lcus_small_weights() -> None:
+    """λ1 = .001, λ2 = .1 (LCU's defaults): the heads still learn what their own slot tables see.
+    Synthetic: users reply to the newest visible comment; the oldest has the most upvotes."""
+    data = synthetic_inputs(n=1500)
+    k = data.mask.shape[1]
+    data.replied = np.zeros_like(data.replied)
+    data.replied[:, k - 1] = 1.0
+    data.upvotes = np.tile(np.arange(k, 0, -1, dtype=np.float32), (len(data), 1))
+    train, test = data.subset(np.arange(1200)), data.subset(np.arange(1200, 1500))
+    model = EngagementModel(EngagementConfig(epochs=4, batch_size=128, seed=0)).fit(train, test)
+    out = model.predict(test)
+    assert list_ranking_metrics(out["user_scores"], test.replied, test.mask)["ndcg@1"] > 0.95
+    assert list_ranking_metrics(out["popular_scores"], test.upvotes, test.mask)["ndcg@1"] > 0.95
+
+
 def test_missing_tables_are_clear_errors() -> None:
     from recsage.core.errors import InvalidInputError
 
