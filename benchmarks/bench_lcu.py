@@ -5,8 +5,9 @@ seeds: IDs only, + MiniLM text embeddings, + LLM comment labels (teacher → stu
 and without the two auxiliary comment-ranking tasks. It also reports the teacher's throughput
 and the student's agreement with it.
 
-    # the teacher labels are an artifact (benchmarks/results/lcu-teacher/, resumable; ~1 h for 1,000 comments)
-    .venv/bin/python benchmarks/bench_lcu.py --seeds 0,1,2
+    # the teacher labels are an artifact (benchmarks/results/lcu-teacher/, resumable; ~2.4 h for 1,000 comments)
+    .venv/bin/python benchmarks/bench_lcu.py --seeds 0,1,2            # lr 3e-4, up to 6 epochs, patience 2
+    .venv/bin/python benchmarks/bench_lcu.py --lr 1e-3 --epochs 3     # the model's default rate
 
 Engagement is a proxy (Reddit records no dwell time): minutes between a user's first and last
 comment in the thread, capped at 24 h, plus one minute per comment. The paper's KuaiComt numbers
@@ -37,7 +38,7 @@ DATASET = "reddit-a2c"
 TEACHER = RESULTS / "lcu-teacher"
 # the most recent 8,000 of 15,815 threads: 54.6k examples and 64k shown comments to embed, which fits the 2-core budget
 SECTIONS = SectionConfig(max_threads=8000)
-INPUTS = {"ids": (False, False), "ids+text": (True, False), "ids+text+labels": (True, True)}
+INPUTS = {"ids": (False, False), "ids+labels": (False, True), "ids+text": (True, False), "ids+text+labels": (True, True)}
 AUX = {"none": (False, False), "aux1": (True, False), "aux2": (False, True), "aux1+aux2": (True, True)}
 METRICS = ["xauc", "auc", "rmse", "mae", "user_ndcg@1", "user_ndcg@3", "user_ndcg@5", "user_mrr", "popular_ndcg@1", "popular_ndcg@3", "popular_ndcg@5", "popular_mrr"]
 
@@ -54,7 +55,11 @@ def main() -> None:
     ap.add_argument("--seeds", default="0,1,2")
     ap.add_argument("--n-teacher", type=int, default=1000, help="teacher sample size (labels already in the artifact are reused)")
     ap.add_argument("--annotate", action="store_true", help="label missing teacher comments with the LLM now (else use what the artifact has)")
-    ap.add_argument("--epochs", type=int, default=3)
+    # at the model's default 1e-3 the best epoch by valid AUC always came within the first three
+    # (it overfits after); 3e-4 for six epochs reaches the same valid AUC with a smaller seed spread
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--patience", type=int, default=2, help="stop a run after this many epochs without a better valid AUC")
     ap.add_argument("--inputs", default=",".join(INPUTS))
     ap.add_argument("--aux", default=",".join(AUX))
     args = ap.parse_args()
@@ -106,12 +111,12 @@ def main() -> None:
             for seed in seeds:
                 text, lab = INPUTS[inp]
                 au, ap_ = AUX[aux]
-                cfg = with_inputs(EngagementConfig(epochs=args.epochs, seed=seed), text=text, labels=lab, aux_user=au, aux_popular=ap_)
+                cfg = with_inputs(EngagementConfig(epochs=args.epochs, lr=args.lr, patience=args.patience, seed=seed), text=text, labels=lab, aux_user=au, aux_popular=ap_)
                 row = {"dataset": DATASET, "method": f"{inp} / {aux}", "inputs": inp, "aux": aux, "seed": seed}
                 with measure(row):
                     _, m = train_engagement(sections, inputs, cfg)
                 row.update({k: m["test"].get(k) for k in METRICS})
-                row.update({"valid_auc": m["valid"]["auc"], "epochs": m["epochs"]})
+                row.update({"valid_auc": m["valid"]["auc"], "epochs": m["epochs"], "best_epoch": m["best_epoch"], "lr": args.lr})
                 print(json.dumps({k: row[k] for k in ("method", "seed", "xauc", "auc", "rmse", "seconds")}))
                 rows.append(row)
                 runs.append(row)

@@ -49,7 +49,7 @@ class EngagementConfig:
     n_cross: int = 3
     mlp: tuple[int, ...] = (128, 64)
     dropout: float = 0.1
-    norm_dense: bool = True  # LayerNorm on the text / label tokens (see `dense_token`)
+    norm_dense: bool = True  # LayerNorm on the text tokens (see `dense_token`)
     use_text: bool = True  # MiniLM embeddings of the post and of the visible comments
     use_labels: bool = True  # LLM (student) label distributions of the visible comments
     lambda_user: float = 0.001  # aux 1: which visible comment the user replied to (BCE)
@@ -59,6 +59,7 @@ class EngagementConfig:
     batch_size: int = 512
     epochs: int = 4
     time_budget_seconds: float | None = None
+    patience: int | None = None  # stop after this many epochs without a better valid AUC (None: run all)
     seed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
@@ -144,7 +145,10 @@ class CrossNetwork(nn.Module):
 def dense_token(width: int, d: int, norm: bool) -> nn.Module:
     """A dense input (a text embedding, label probabilities) as a field token. Unit-norm MiniLM
     vectors through a freshly initialised linear layer come out ~30× smaller than an ID
-    embedding, so without the LayerNorm the text barely reaches the attention in a few epochs."""
+    embedding, so without the LayerNorm the text barely reaches the attention in a few epochs.
+    Label probabilities are already O(1) and nearly alike from comment to comment; a LayerNorm
+    blows those small differences up to unit scale (measured: IDs + labels fell .011 AUC below
+    IDs only), so they pass through the plain linear layer."""
     return nn.Sequential(nn.Linear(width, d), nn.LayerNorm(d)) if norm else nn.Linear(width, d)
 
 
@@ -176,7 +180,7 @@ class EngagementModule(nn.Module):
         self.slot_emb = nn.ModuleList(nn.Embedding(n, d) for n in slot_sizes)
         self.text_proj = dense_token(text_dim, d, cfg.norm_dense) if text_dim else None
         self.comment_text_proj = dense_token(text_dim, d, cfg.norm_dense) if text_dim else None
-        self.label_proj = dense_token(label_dim, d, cfg.norm_dense) if label_dim else None
+        self.label_proj = dense_token(label_dim, d, False) if label_dim else None  # see `dense_token`
         n_tokens = len(id_sizes) + 1 + (1 if text_dim else 0)  # ids, pooled comments, post text
         self.attn = nn.MultiheadAttention(d, cfg.heads, batch_first=True, dropout=cfg.dropout)
         self.norm = nn.LayerNorm(d)
@@ -320,6 +324,8 @@ class EngagementModel:
             if progress:
                 print(json.dumps(row))
             if cfg.time_budget_seconds and time.perf_counter() - start > cfg.time_budget_seconds:
+                break
+            if cfg.patience is not None and self.best_epoch_ is not None and epoch + 1 - self.best_epoch_ >= cfg.patience:
                 break
         if best_state is not None:
             self.module_.load_state_dict(best_state)

@@ -89,6 +89,15 @@ def test_ranking_heads_learn_recency_at_lcus_small_weights() -> None:
     assert list_ranking_metrics(out["popular_scores"], test.upvotes, test.mask)["ndcg@1"] > 0.95
 
 
+def test_patience_stops_after_epochs_without_a_better_valid_auc() -> None:
+    data = synthetic_inputs()
+    train, valid = data.subset(np.arange(500)), data.subset(np.arange(500, 600))
+    model = EngagementModel(EngagementConfig(epochs=12, batch_size=128, lr=3e-2, patience=1, use_labels=False)).fit(train, valid)
+    aucs = [h["valid_auc"] for h in model.history_]
+    assert model.best_epoch_ == int(np.argmax(aucs)) + 1
+    assert len(aucs) == 12 or len(aucs) == model.best_epoch_ + 1  # stopped one epoch after the best
+
+
 def test_missing_tables_are_clear_errors() -> None:
     from recsage.core.errors import InvalidInputError
 
