@@ -7,7 +7,8 @@ and the student's agreement with it.
 
     # the teacher labels are an artifact (benchmarks/results/lcu-teacher/, resumable; ~2.4 h for 1,000 comments)
     .venv/bin/python benchmarks/bench_lcu.py --seeds 0,1,2            # lr 3e-4, up to 6 epochs, patience 2
-    .venv/bin/python benchmarks/bench_lcu.py --lr 1e-3 --epochs 3     # the model's default rate
+    .venv/bin/python benchmarks/bench_lcu.py --lr 1e-3 --epochs 3 --patience 0 --inputs ids,ids+text --aux none \
+        --results bench_lcu_lr1e-3   # the model's default rate, for comparison
 
 Engagement is a proxy (Reddit records no dwell time): minutes between a user's first and last
 comment in the thread, capped at 24 h, plus one minute per comment. The paper's KuaiComt numbers
@@ -59,7 +60,8 @@ def main() -> None:
     # (it overfits after); 3e-4 for six epochs reaches the same valid AUC with a smaller seed spread
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--lr", type=float, default=3e-4)
-    ap.add_argument("--patience", type=int, default=2, help="stop a run after this many epochs without a better valid AUC")
+    ap.add_argument("--patience", type=int, default=2, help="stop a run after this many epochs without a better valid AUC (0: run all)")
+    ap.add_argument("--results", default="bench_lcu", help="results file name (e.g. a second configuration kept beside the main one)")
     ap.add_argument("--inputs", default=",".join(INPUTS))
     ap.add_argument("--aux", default=",".join(AUX))
     args = ap.parse_args()
@@ -111,7 +113,7 @@ def main() -> None:
             for seed in seeds:
                 text, lab = INPUTS[inp]
                 au, ap_ = AUX[aux]
-                cfg = with_inputs(EngagementConfig(epochs=args.epochs, lr=args.lr, patience=args.patience, seed=seed), text=text, labels=lab, aux_user=au, aux_popular=ap_)
+                cfg = with_inputs(EngagementConfig(epochs=args.epochs, lr=args.lr, patience=args.patience or None, seed=seed), text=text, labels=lab, aux_user=au, aux_popular=ap_)
                 row = {"dataset": DATASET, "method": f"{inp} / {aux}", "inputs": inp, "aux": aux, "seed": seed}
                 with measure(row):
                     _, m = train_engagement(sections, inputs, cfg)
@@ -136,7 +138,7 @@ def main() -> None:
     print_table([r for r in rows if r["method"].startswith("ranking baseline")], ["method", "user_ndcg@1", "user_mrr", "popular_ndcg@1", "popular_mrr"],
                 "comment ranking without a model (test)")
     print(f"\nwhole benchmark: {time.perf_counter() - t_all:.0f} s (teacher labels reused from {TEACHER.relative_to(RESULTS.parents[1])})")
-    write_results("bench_lcu", rows)
+    write_results(args.results, rows)
 
 
 if __name__ == "__main__":
