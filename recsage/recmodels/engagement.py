@@ -12,7 +12,8 @@ The prediction is engagement = σ(p)/(1−σ(p))·(1−σ(p_c)) (WLR's odds, cor
 Two auxiliary comment-ranking heads share the comment tokens. Aux 1 is user-specific: BCE on
 which visible comment the user replied to. Aux 2 is user-agnostic: ListMLE over the visible
 comments' upvotes. Their weights are λ1 and λ2 (LCU's code defaults .001 / .1). Each head also
-reads its own embeddings of a comment's slot fields and of its rank from the newest. With λ1 =
+reads its own embeddings of a comment's context fields (depth, age, by-OP; not its author) and of
+its rank from the newest. With λ1 =
 .001 the shared comment tokens are shaped almost only by the main task, so a head that saw only
 them ranked worse than "newest first"; its own tables let it learn recency and depth at full
 strength, while what reaches the shared layers is still weighted by λ, as in LCU.
@@ -195,7 +196,7 @@ class EngagementModule(nn.Module):
         self.main = nn.Linear(width + prev, 1)
         self.correction = nn.Linear(width + prev, 1)
         self.user_query = nn.Linear(width + prev, d)  # aux 1: this user's taste, scored against each comment
-        self.user_slots = SlotTokens(slot_sizes, d)  # aux 1's own view of recency, depth, author
+        self.user_slots = SlotTokens(slot_sizes, d)  # aux 1's own view of recency, depth, age, by-OP (not the author)
         self.user_slot_score = nn.Linear(d, 1)
         # the user × comment term starts switched off: the head begins as a ranker of context
         # (recency, depth) and lets the personal term in only as far as training rewards it
