@@ -54,7 +54,7 @@ def mean_std(rows: list[dict], key: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--n-teacher", type=int, default=1000, help="teacher sample size (labels already in the artifact are reused)")
+    ap.add_argument("--n-teacher", type=int, default=2000, help="teacher sample size (labels already in the artifact are reused)")
     ap.add_argument("--annotate", action="store_true", help="label missing teacher comments with the LLM now (else use what the artifact has)")
     # at the model's default 1e-3 the best epoch by valid AUC always came within the first three
     # (it overfits after); 3e-4 for six epochs reaches the same valid AUC with a smaller seed spread

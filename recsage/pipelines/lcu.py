@@ -8,6 +8,7 @@ reuses every label already paid for.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -178,17 +179,30 @@ def ranking_baselines(inputs) -> dict[str, dict[str, float]]:
     return {name: comment_rankings(inputs, user_scores=s, popular_scores=s) for name, s in (("newest first", newest), ("oldest first", -newest))}
 
 
-def train_engagement(sections: CommentSections, inputs, config=None, *, progress: bool = False):
-    """Fits on the train split (best epoch by valid AUC) and scores valid and test."""
+def train_engagement(sections: CommentSections, inputs, config=None, *, progress: bool = False, checkpoint_dir: str | Path | None = None):
+    """Fits on the train split (best epoch by valid AUC) and scores valid and test. With
+    `checkpoint_dir`, a killed fit resumes from its last finished epoch."""
     from recsage.recmodels.engagement import EngagementConfig, EngagementModel
 
     cfg = config or EngagementConfig()
     tr, va, te = (inputs.subset(sections.rows(s)) for s in ("train", "valid", "test"))
-    t = time.perf_counter()
-    model = EngagementModel(cfg).fit(tr, va, progress=progress)
-    seconds = time.perf_counter() - t
-    return model, {"valid": evaluate_engagement(model, va), "test": evaluate_engagement(model, te), "train_seconds": round(seconds, 2),
-                   "epochs": len(model.history_), "best_epoch": model.best_epoch_, "config": cfg.to_dict()}
+    model = EngagementModel(cfg, checkpoint_dir=None if checkpoint_dir is None else str(checkpoint_dir)).fit(tr, va, progress=progress)
+    res = model.train_result_
+    return model, {"valid": evaluate_engagement(model, va), "test": evaluate_engagement(model, te), "train_seconds": round(res.seconds, 2),
+                   "epochs": len(model.history_), "best_epoch": model.best_epoch_, "resumed_from_epoch": res.resumed_from, "config": cfg.to_dict()}
+
+
+def fresh_checkpoints(directory: Path, run: dict[str, Any]) -> Path:
+    """`directory` ready for a run described by `run`: a killed run's checkpoints are kept only
+    when they belong to the same run (config and input sizes), so a changed setting never
+    silently continues another model."""
+    record = directory / "run.json"
+    if directory.exists() and (not record.exists() or json.loads(record.read_text()) != json.loads(json.dumps(run, default=str))):
+        shutil.rmtree(directory)
+        print(f"{directory}: checkpoints of a different run removed; training from scratch")
+    directory.mkdir(parents=True, exist_ok=True)
+    record.write_text(json.dumps(run, indent=2, default=str))
+    return directory
 
 
 def with_inputs(config, *, text: bool, labels: bool, aux_user: bool, aux_popular: bool, defaults=None):
@@ -278,10 +292,12 @@ def lcu_train(data: str | Path, out: str | Path, config=None, *, source: str = "
         raise InvalidInputError("no comment labels yet: run `recsage lcu distill` first (or train with --no-labels)", file=str(out / "comment_labels.parquet"))
     sections = work_sections(data, out, source=source)
     inputs = folder_inputs(out, sections, use_labels=cfg.use_labels)
-    model, metrics = train_engagement(sections, inputs, cfg, progress=progress)
     sizes = {"id_sizes": inputs.id_sizes, "slot_sizes": inputs.slot_sizes, "text_dim": int(inputs.item_text.shape[1]) if cfg.use_text else None,
              "label_dim": int(inputs.comment_labels.shape[1]) if inputs.comment_labels is not None else None}
+    ckpt = fresh_checkpoints(out / "checkpoints", {"config": cfg.to_dict(), "sizes": sizes, "examples": len(inputs)})
+    model, metrics = train_engagement(sections, inputs, cfg, progress=progress, checkpoint_dir=ckpt)
     model.save_pretrained(out / "model", sizes=sizes)
+    shutil.rmtree(ckpt)  # the finished model is saved; a later run starts fresh
     metrics["baselines"] = ranking_baselines(inputs.subset(sections.rows("test")))
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
     return metrics

@@ -25,7 +25,6 @@ learned; the caller hands the same tables back when it loads.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -236,8 +235,9 @@ class EngagementModule(nn.Module):
 class EngagementModel:
     """`fit(train, valid)` → `predict(inputs)` with engagement (minutes), P(long), and both comment rankings."""
 
-    def __init__(self, config: EngagementConfig | None = None) -> None:
+    def __init__(self, config: EngagementConfig | None = None, *, checkpoint_dir: str | None = None) -> None:
         self.config = config or EngagementConfig()
+        self.checkpoint_dir = checkpoint_dir  # a checkpoint per epoch here: a killed fit resumes from the last one
         self.module_: EngagementModule | None = None
         self.weight_scale_: float = 1.0
         self.history_: list[dict[str, float]] = []
@@ -282,7 +282,10 @@ class EngagementModel:
         return losses
 
     def fit(self, train: EngagementInputs, valid: EngagementInputs | None = None, *, progress: bool = False) -> EngagementModel:
+        """Trains with the shared `Trainer`: seeded batch order and dropout per epoch, the best
+        valid-AUC epoch kept, a time budget, and (with `checkpoint_dir`) resume after a kill."""
         from recsage.evaluation.engagement import auc
+        from recsage.recmodels.trainer import Trainer, TrainerConfig
 
         cfg = self.config
         set_seed(cfg.seed)
@@ -294,42 +297,35 @@ class EngagementModel:
         self.module_ = EngagementModule(cfg, list(train.id_sizes), list(train.slot_sizes), text_dim, label_dim)
         pos = train.long.astype(bool)
         self.weight_scale_ = float(train.engagement[pos].mean()) if pos.any() else 1.0
-        opt = torch.optim.Adam(self.module_.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-        rng = np.random.default_rng(cfg.seed)
-        best, best_state, start = -1.0, None, time.perf_counter()
-        self.history_, self.best_epoch_ = [], None
-        for epoch in range(cfg.epochs):
-            self.module_.train()
-            order = rng.permutation(len(train))
-            totals: dict[str, float] = {}
+        parts: dict[int, dict[str, float]] = {}  # per-epoch means of each loss term, for the history
+
+        def batches(epoch: int):
+            order = np.random.default_rng([cfg.seed, epoch]).permutation(len(train))
             for lo in range(0, len(order), cfg.batch_size):
-                rows = order[lo : lo + cfg.batch_size]
-                out = self.module_(self._batch(train, rows, tables))
-                losses = self._losses(out, train, rows)
-                loss = losses["main"] + losses["correction"] + cfg.lambda_user * losses.get("user", 0.0) + cfg.lambda_popular * losses.get("popular", 0.0)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                for k, v in losses.items():
-                    totals[k] = totals.get(k, 0.0) + float(v.detach()) * len(rows) / len(train)
-                if cfg.time_budget_seconds and time.perf_counter() - start > cfg.time_budget_seconds:
-                    break
-            row = {"epoch": epoch + 1, **{f"loss_{k}": round(v, 5) for k, v in totals.items()}, "seconds": round(time.perf_counter() - start, 1)}
-            if valid is not None and len(valid):
-                score = auc(self.predict(valid)["engagement"], valid.long)
-                row["valid_auc"] = round(score, 5)
-                if score > best:
-                    best, best_state = score, {k: v.detach().clone() for k, v in self.module_.state_dict().items()}
-                    self.best_epoch_ = epoch + 1
-            self.history_.append(row)
-            if progress:
-                print(json.dumps(row))
-            if cfg.time_budget_seconds and time.perf_counter() - start > cfg.time_budget_seconds:
-                break
-            if cfg.patience is not None and self.best_epoch_ is not None and epoch + 1 - self.best_epoch_ >= cfg.patience:
-                break
-        if best_state is not None:
-            self.module_.load_state_dict(best_state)
+                yield epoch, order[lo : lo + cfg.batch_size]
+
+        def loss(module: nn.Module, batch: tuple[int, np.ndarray]) -> torch.Tensor:
+            epoch, rows = batch
+            losses = self._losses(module(self._batch(train, rows, tables)), train, rows)
+            sums = parts.setdefault(epoch, {})
+            for k, v in losses.items():
+                sums[k] = sums.get(k, 0.0) + float(v.detach()) * len(rows) / len(train)
+            return losses["main"] + losses["correction"] + cfg.lambda_user * losses.get("user", 0.0) + cfg.lambda_popular * losses.get("popular", 0.0)
+
+        def validate() -> float:
+            return auc(self.predict(valid)["engagement"], valid.long)
+
+        has_valid = valid is not None and len(valid) > 0
+        result = Trainer(
+            self.module_,
+            TrainerConfig(epochs=cfg.epochs, lr=cfg.lr, weight_decay=cfg.weight_decay, patience=cfg.patience or cfg.epochs, seed=cfg.seed,
+                          progress=progress, checkpoint_dir=self.checkpoint_dir, max_seconds=cfg.time_budget_seconds),
+            batches=batches, loss=loss, validate=validate if has_valid else None,
+        ).fit()
+        self.train_result_ = result
+        self.history_ = [{"epoch": r["epoch"] + 1, "loss": round(r["loss"], 5), **{f"loss_{k}": round(v, 5) for k, v in parts.get(r["epoch"], {}).items()},
+                          "seconds": r["seconds"], **({"valid_auc": round(r["valid"], 5)} if "valid" in r else {})} for r in result.history]
+        self.best_epoch_ = result.best_epoch + 1 if has_valid and result.best_epoch >= 0 else None
         return self
 
     @torch.no_grad()

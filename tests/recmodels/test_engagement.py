@@ -98,6 +98,29 @@ def test_patience_stops_after_epochs_without_a_better_valid_auc() -> None:
     assert len(aucs) == 12 or len(aucs) == model.best_epoch_ + 1  # stopped one epoch after the best
 
 
+def test_a_killed_fit_resumes_and_matches_the_uninterrupted_run(tmp_path) -> None:
+    from dataclasses import replace
+
+    data = synthetic_inputs()
+    train, valid = data.subset(np.arange(500)), data.subset(np.arange(500, 600))
+    cfg = EngagementConfig(epochs=3, batch_size=128)
+    full = EngagementModel(cfg).fit(train, valid)
+    EngagementModel(replace(cfg, epochs=1), checkpoint_dir=str(tmp_path)).fit(train, valid)  # "killed" after its first epoch
+    resumed = EngagementModel(cfg, checkpoint_dir=str(tmp_path)).fit(train, valid)
+    assert resumed.train_result_.resumed_from == 0 and len(resumed.history_) == 3
+    assert [h["valid_auc"] for h in resumed.history_] == [h["valid_auc"] for h in full.history_]
+    assert np.allclose(resumed.predict(valid)["engagement"], full.predict(valid)["engagement"], rtol=1e-5)
+
+
+def test_checkpoints_of_another_run_are_not_resumed(tmp_path) -> None:
+    from recsage.pipelines.lcu import fresh_checkpoints
+
+    d = fresh_checkpoints(tmp_path / "ck", {"config": {"lr": 1e-3}})
+    (d / "last.pt").write_bytes(b"x")
+    assert (fresh_checkpoints(tmp_path / "ck", {"config": {"lr": 1e-3}}) / "last.pt").exists()  # the same run resumes
+    assert not (fresh_checkpoints(tmp_path / "ck", {"config": {"lr": 3e-4}}) / "last.pt").exists()  # another run starts fresh
+
+
 def test_missing_tables_are_clear_errors() -> None:
     from recsage.core.errors import InvalidInputError
 
