@@ -40,7 +40,10 @@ TEACHER = RESULTS / "lcu-teacher"
 # the most recent 8,000 of 15,815 threads: 54.6k examples and 64k shown comments to embed, which fits the 2-core budget
 SECTIONS = SectionConfig(max_threads=8000)
 INPUTS = {"ids": (False, False), "ids+labels": (False, True), "ids+text": (True, False), "ids+text+labels": (True, True)}
-AUX = {"none": (False, False), "aux1": (True, False), "aux2": (False, True), "aux1+aux2": (True, True)}
+# (aux 1 on, aux 2 on, aux 1's loss): LCU's BCE, and the per-list softmax that ranks the replied-to comment better
+AUX = {"none": (False, False, "bce"), "aux1": (True, False, "bce"), "aux2": (False, True, "bce"), "aux1+aux2": (True, True, "bce"),
+       "aux1-softmax": (True, False, "softmax"), "aux1-softmax+aux2": (True, True, "softmax")}
+DEFAULT_AUX = ",".join(AUX)
 METRICS = ["xauc", "auc", "rmse", "mae", "user_ndcg@1", "user_ndcg@3", "user_ndcg@5", "user_mrr", "popular_ndcg@1", "popular_ndcg@3", "popular_ndcg@5", "popular_mrr"]
 
 
@@ -63,7 +66,7 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=2, help="stop a run after this many epochs without a better valid AUC (0: run all)")
     ap.add_argument("--results", default="bench_lcu", help="results file name (e.g. a second configuration kept beside the main one)")
     ap.add_argument("--inputs", default=",".join(INPUTS))
-    ap.add_argument("--aux", default=",".join(AUX))
+    ap.add_argument("--aux", default=DEFAULT_AUX, help=f"any of {','.join(AUX)}")
     args = ap.parse_args()
     shared = require_shared()
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -112,8 +115,9 @@ def main() -> None:
         for aux in args.aux.split(","):
             for seed in seeds:
                 text, lab = INPUTS[inp]
-                au, ap_ = AUX[aux]
-                cfg = with_inputs(EngagementConfig(epochs=args.epochs, lr=args.lr, patience=args.patience or None, seed=seed), text=text, labels=lab, aux_user=au, aux_popular=ap_)
+                au, ap_, user_loss = AUX[aux]
+                cfg = with_inputs(EngagementConfig(epochs=args.epochs, lr=args.lr, patience=args.patience or None, seed=seed, user_loss=user_loss),
+                                  text=text, labels=lab, aux_user=au, aux_popular=ap_)
                 row = {"dataset": DATASET, "method": f"{inp} / {aux}", "inputs": inp, "aux": aux, "seed": seed}
                 with measure(row):
                     _, m = train_engagement(sections, inputs, cfg)

@@ -65,6 +65,7 @@ def lcu_train_cmd(
     labels: bool = typer.Option(True, "--labels/--no-labels", help="LLM (student) comment labels"),
     aux_user: float = typer.Option(0.001, "--aux-user", help="λ1, user-specific comment ranking (0 = off)"),
     aux_popular: float = typer.Option(0.1, "--aux-popular", help="λ2, user-agnostic ranking by upvotes (0 = off)"),
+    aux_user_loss: str = typer.Option("bce", "--aux-user-loss", help="aux 1's loss: bce (LCU's, per comment) or softmax (per list)"),
     epochs: int = typer.Option(4, "--epochs", min=1), seed: int = typer.Option(0, "--seed"),
     budget: Optional[float] = typer.Option(None, "--time-budget", help="seconds of training at most"),
 ) -> None:
@@ -72,7 +73,7 @@ def lcu_train_cmd(
     from recsage.pipelines.lcu import lcu_train
     from recsage.recmodels.engagement import EngagementConfig
 
-    cfg = EngagementConfig(use_text=text, use_labels=labels, lambda_user=aux_user, lambda_popular=aux_popular, epochs=epochs, seed=seed,
+    cfg = EngagementConfig(use_text=text, use_labels=labels, lambda_user=aux_user, lambda_popular=aux_popular, user_loss=aux_user_loss, epochs=epochs, seed=seed,
                            time_budget_seconds=budget)
     m = lcu_train(data, out, cfg, source=source)
     _print_metrics(m["test"], f"test ({m['epochs']} epochs, {m['train_seconds']} s)")

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from recsage.evaluation.engagement import auc, list_ranking_metrics, xauc
-from recsage.recmodels.engagement import EngagementConfig, EngagementInputs, EngagementModel, list_mle
+from recsage.recmodels.engagement import EngagementConfig, EngagementInputs, EngagementModel, list_mle, reply_softmax_loss
 
 
 def synthetic_inputs(n: int = 600, k: int = 4, seed: int = 0) -> EngagementInputs:
@@ -39,6 +39,15 @@ def test_list_mle_matches_the_plackett_luce_likelihood() -> None:
         rest = s[0, order[i:]]
         expect += float(torch.logsumexp(rest, 0) - s[0, order[i]])
     assert float(list_mle(s, v, mask)) == pytest.approx(expect, rel=1e-5)
+
+
+def test_reply_softmax_loss_is_the_cross_entropy_over_real_slots() -> None:
+    s = torch.tensor([[0.3, 1.2, -0.5, 9.0], [1.0, 2.0, 3.0, 4.0]])
+    rep = torch.tensor([[0.0, 1.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]])  # the second list has no reply: left out
+    mask = torch.tensor([[True, True, True, False], [True, True, True, True]])
+    logp = torch.log_softmax(s[0, :3], 0)
+    assert float(reply_softmax_loss(s, rep, mask)) == pytest.approx(float(-(logp[1] + logp[2]) / 2), rel=1e-5)
+    assert float(reply_softmax_loss(s, torch.zeros_like(rep), mask)) == 0.0
 
 
 def test_metrics_on_known_cases() -> None:
@@ -83,10 +92,11 @@ def test_ranking_heads_learn_recency_at_lcus_small_weights() -> None:
     data.replied[:, k - 1] = 1.0
     data.upvotes = np.tile(np.arange(k, 0, -1, dtype=np.float32), (len(data), 1))
     train, test = data.subset(np.arange(1200)), data.subset(np.arange(1200, 1500))
-    model = EngagementModel(EngagementConfig(epochs=4, batch_size=128, seed=0)).fit(train, test)
-    out = model.predict(test)
-    assert list_ranking_metrics(out["user_scores"], test.replied, test.mask)["ndcg@1"] > 0.95
-    assert list_ranking_metrics(out["popular_scores"], test.upvotes, test.mask)["ndcg@1"] > 0.95
+    for user_loss in ("bce", "softmax"):
+        model = EngagementModel(EngagementConfig(epochs=4, batch_size=128, seed=0, user_loss=user_loss)).fit(train, test)
+        out = model.predict(test)
+        assert list_ranking_metrics(out["user_scores"], test.replied, test.mask)["ndcg@1"] > 0.95, user_loss
+        assert list_ranking_metrics(out["popular_scores"], test.upvotes, test.mask)["ndcg@1"] > 0.95
 
 
 def test_patience_stops_after_epochs_without_a_better_valid_auc() -> None:
@@ -128,6 +138,8 @@ def test_missing_tables_are_clear_errors() -> None:
     data.comment_labels = None
     with pytest.raises(InvalidInputError, match="comment labels"):
         EngagementModel(EngagementConfig(epochs=1)).fit(data)
+    with pytest.raises(InvalidInputError, match="user_loss"):
+        EngagementModel(EngagementConfig(epochs=1, user_loss="hinge")).fit(data)
 
 
 def test_real_reddit_sections_train_a_few_steps(shared_data) -> None:
