@@ -3,7 +3,9 @@
 Measures what each LLM-derived input is worth to the engagement model, on the same split and
 seeds: IDs only, + MiniLM text embeddings, + LLM comment labels (teacher → student), each with
 and without the two auxiliary comment-ranking tasks. It also reports the teacher's throughput
-and the student's agreement with it.
+and the student's agreement with it. A second part ranks YouTube comments by likes (LCU's
+user-agnostic task alone, on data with real popularity and no users): LambdaRank over surface
+counts, + MiniLM, + the Reddit student's labels, on held-out videos.
 
     # the teacher labels are an artifact (benchmarks/results/lcu-teacher/, resumable; ~2.4 h for 1,000 comments)
     .venv/bin/python benchmarks/bench_lcu.py --seeds 0,1,2            # lr 3e-4, up to 6 epochs, patience 2
@@ -36,6 +38,7 @@ from recsage.knowledge.lcu.annotate import read_labels  # noqa: E402
 from recsage.recmodels.engagement import EngagementConfig  # noqa: E402
 
 DATASET = "reddit-a2c"
+YOUTUBE = "youtube-comment-likes"
 TEACHER = RESULTS / "lcu-teacher"
 # the most recent 8,000 of 15,815 threads: 54.6k examples and 64k shown comments to embed, which fits the 2-core budget
 SECTIONS = SectionConfig(max_threads=8000)
@@ -66,6 +69,7 @@ def main() -> None:
     ap.add_argument("--patience", type=int, default=2, help="stop a run after this many epochs without a better valid AUC (0: run all)")
     ap.add_argument("--results", default="bench_lcu", help="results file name (e.g. a second configuration kept beside the main one)")
     ap.add_argument("--inputs", default=",".join(INPUTS))
+    ap.add_argument("--youtube", action=argparse.BooleanOptionalAction, default=True, help="the YouTube comment-likes ranking part")
     ap.add_argument("--aux", default=DEFAULT_AUX, help=f"any of {','.join(AUX)}")
     args = ap.parse_args()
     shared = require_shared()
@@ -141,8 +145,34 @@ def main() -> None:
                 f"engagement model, test split, seeds {seeds} (mean ± std)")
     print_table([r for r in rows if r["method"].startswith("ranking baseline")], ["method", "user_ndcg@1", "user_mrr", "popular_ndcg@1", "popular_mrr"],
                 "comment ranking without a model (test)")
+    if args.youtube:
+        rows += youtube_part(shared, student, seeds)
     print(f"\nwhole benchmark: {time.perf_counter() - t_all:.0f} s (teacher labels reused from {TEACHER.relative_to(RESULTS.parents[1])})")
     write_results(args.results, rows)
+
+
+def youtube_part(shared: Path, student, seeds: list[int]) -> list[dict]:
+    """LCU's user-agnostic ranking alone on YouTube comment likes, with the Reddit student's labels."""
+    from recsage.pipelines.lcu_popularity import load_youtube_popularity, popularity_ablation, popularity_features
+
+    prep = {"dataset": YOUTUBE, "method": "prepare: lists + MiniLM + student labels", "seed": 0}
+    with measure(prep):
+        ds, lists = load_youtube_popularity(shared / "youtube-comment-likes")
+        data = popularity_features(ds, lists, student=student)
+    prep.update({"comments": int(len(ds.comments)), "lists": int(len(lists))})
+    rows = [prep]
+    t = time.perf_counter()
+    for r in popularity_ablation(data, tuple(seeds)):
+        rows.append({"dataset": YOUTUBE, **r, "seconds": r.get("train_seconds", 0.0), "peak_mb": None})
+    prep["ablation_seconds"] = round(time.perf_counter() - t, 1)
+    table = []
+    for method in dict.fromkeys(r["method"] for r in rows[1:]):
+        group = [r for r in rows[1:] if r["method"] == method]
+        table.append({"method": method, **{k: mean_std(group, k) for k in ("ndcg@1", "ndcg@3", "ndcg@5", "mrr")},
+                      "label_gain": mean_std(group, "gain_labels"), "lists": group[0]["lists"]})
+    print_table(table, ["method", "ndcg@1", "ndcg@3", "ndcg@5", "mrr", "label_gain", "lists"],
+                f"YouTube comments ranked by likes, held-out videos, seeds {seeds} (each seed its own split; mean ± std)")
+    return rows
 
 
 if __name__ == "__main__":

@@ -13,6 +13,14 @@ from recsage.cli import app
 runner = CliRunner()
 
 
+def youtube_subset(src, dst, *, n_comments: int):
+    """The first `n_comments` rows of the real YouTube comments (and every video): a short real-MiniLM pass."""
+    dst.mkdir()
+    shutil.copy(src / "videos-stats.csv", dst / "videos-stats.csv")
+    pd.read_csv(src / "comments.csv").head(n_comments).to_csv(dst / "comments.csv", index=False)
+    return dst
+
+
 def test_annotate_with_the_real_model_then_distill_train_evaluate(shared_data, lcu_work, tmp_path):
     data = shared_data / "reddit-college-comments"
     out = tmp_path / "a2c"
@@ -23,6 +31,10 @@ def test_annotate_with_the_real_model_then_distill_train_evaluate(shared_data, l
     r = runner.invoke(app, ["lcu", "distill", "--data", str(data), "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert "held-out labels" in r.output and (out / "comment_labels.parquet").exists()
+    yt = youtube_subset(shared_data / "youtube-comment-likes", tmp_path / "yt", n_comments=300)
+    r = runner.invoke(app, ["lcu", "popularity", "--data", str(yt), "--student", str(out / "student"), "--seeds", "0"])
+    assert r.exit_code == 0, r.output
+    assert "ranker: surface + text + labels" in " ".join(r.output.split()) and "longest first" in r.output
     r = runner.invoke(app, ["lcu", "train", "--data", str(data), "--out", str(out), "--epochs", "1", "--no-labels", "--aux-user", "0"])
     assert r.exit_code == 0, r.output
     assert "xauc" in r.output and "popular_ndcg@1" in r.output and "user_ndcg@1" not in r.output

@@ -79,6 +79,26 @@ def lcu_train_cmd(
     _print_metrics(m["test"], f"test ({m['epochs']} epochs, {m['train_seconds']} s)")
 
 
+@lcu_app.command("popularity")
+@clean_errors
+def lcu_popularity_cmd(
+    data: Path = typer.Option(..., "--data", help="YouTube comment-likes folder (videos-stats.csv + comments.csv)"),
+    student: Optional[Path] = typer.Option(None, "--student", help="a saved student (a work folder's student/) to add its labels as features"),
+    seeds: str = typer.Option("0,1,2", "--seeds", help="each seed is its own video split"),
+) -> None:
+    """User-agnostic comment ranking alone: which comments under a video get the most likes (LambdaRank per feature group)."""
+    import numpy as np
+
+    from recsage.pipelines.lcu_popularity import lcu_popularity
+
+    rows = lcu_popularity(data, student=student, seeds=tuple(int(s) for s in seeds.split(",")))
+    table = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        group = [r for r in rows if r["method"] == method]
+        table.append({"method": method, **{k: f"{np.mean([r[k] for r in group]):.4f}" for k in ("ndcg@1", "ndcg@3", "ndcg@5", "mrr")}})
+    _print_rows(table, ["method", "ndcg@1", "ndcg@3", "ndcg@5", "mrr"], f"test videos, mean over seeds {seeds}")
+
+
 @lcu_app.command("evaluate")
 @clean_errors
 def lcu_evaluate_cmd(data: Path = DATA_OPT, out: Path = OUT_OPT, source: str = SOURCE_OPT, split: str = typer.Option("test", "--split")) -> None:
