@@ -133,7 +133,7 @@ def reply_softmax_loss(scores: torch.Tensor, replied: torch.Tensor, mask: torch.
     """Listwise aux-1 loss: cross-entropy between the softmax over a list's real slots and its
     replied-to slots (shared equally when several), over lists with a reply only.
 
-    Why beside LCU's pointwise BCE: BCE is fitted mostly on the ~85% of lists with no reply and
+    Why beside LCU's pointwise BCE: BCE is fitted mostly on the ~83% of lists with no reply and
     calibrates each comment across lists, which is not the same as ordering one list; measured
     on the Reddit sections, its ranking fell below "newest first" even on the training lists."""
     target = replied * mask
