@@ -20,9 +20,6 @@ from recsage.core.errors import InvalidInputError
 from recsage.datasets.tables import Dataset
 from recsage.knowledge.lcu.popularity import SURFACE_FEATURES, PopularityLists, popularity_lists, relevance_grades, surface_features
 
-FEATURE_GROUPS = ("surface", "text", "labels")
-
-
 @dataclass
 class PopularityData:
     """A comment dataset's ranking lists and its per-comment feature blocks (name → (matrix, column names))."""
