@@ -153,7 +153,7 @@ def main() -> None:
 
 def youtube_part(shared: Path, student, seeds: list[int]) -> list[dict]:
     """LCU's user-agnostic ranking alone on YouTube comment likes, with the Reddit student's labels."""
-    from recsage.pipelines.lcu_popularity import load_youtube_popularity, popularity_ablation, popularity_features
+    from recsage.pipelines.lcu_popularity import load_youtube_popularity, popularity_ablation, popularity_features, popularity_summary
 
     prep = {"dataset": YOUTUBE, "method": "prepare: lists + MiniLM + student labels", "seed": 0}
     with measure(prep):
@@ -165,11 +165,10 @@ def youtube_part(shared: Path, student, seeds: list[int]) -> list[dict]:
     for r in popularity_ablation(data, tuple(seeds)):
         rows.append({"dataset": YOUTUBE, **r, "seconds": r.get("train_seconds", 0.0), "peak_mb": None})
     prep["ablation_seconds"] = round(time.perf_counter() - t, 1)
-    table = []
-    for method in dict.fromkeys(r["method"] for r in rows[1:]):
-        group = [r for r in rows[1:] if r["method"] == method]
-        table.append({"method": method, **{k: mean_std(group, k) for k in ("ndcg@1", "ndcg@3", "ndcg@5", "mrr")},
-                      "label_gain": mean_std(group, "gain_labels"), "lists": group[0]["lists"]})
+    lists = {r["method"]: r["lists"] for r in rows[1:]}
+    fmt = lambda r, k: f"{r[k]:.4f} ±{r[k + '_std']:.4f}" if k in r else "—"  # noqa: E731
+    table = [{"method": r["method"], **{k: fmt(r, k) for k in ("ndcg@1", "ndcg@3", "ndcg@5", "mrr")}, "label_gain": fmt(r, "gain_labels"),
+              "lists": lists[r["method"]]} for r in popularity_summary(rows[1:])]
     print_table(table, ["method", "ndcg@1", "ndcg@3", "ndcg@5", "mrr", "label_gain", "lists"],
                 f"YouTube comments ranked by likes, held-out videos, seeds {seeds} (each seed its own split; mean ± std)")
     return rows

@@ -87,16 +87,12 @@ def lcu_popularity_cmd(
     seeds: str = typer.Option("0,1,2", "--seeds", help="each seed is its own video split"),
 ) -> None:
     """User-agnostic comment ranking alone: which comments under a video get the most likes (LambdaRank per feature group)."""
-    import numpy as np
-
-    from recsage.pipelines.lcu_popularity import lcu_popularity
+    from recsage.pipelines.lcu_popularity import lcu_popularity, popularity_summary
 
     rows = lcu_popularity(data, student=student, seeds=tuple(int(s) for s in seeds.split(",")))
-    table = []
-    for method in dict.fromkeys(r["method"] for r in rows):
-        group = [r for r in rows if r["method"] == method]
-        table.append({"method": method, **{k: f"{np.mean([r[k] for r in group]):.4f}" for k in ("ndcg@1", "ndcg@3", "ndcg@5", "mrr")}})
-    _print_rows(table, ["method", "ndcg@1", "ndcg@3", "ndcg@5", "mrr"], f"test videos, mean over seeds {seeds}")
+    cols = ["ndcg@1", "ndcg@3", "ndcg@5", "mrr"]
+    table = [{"method": r["method"], **{k: f"{r[k]:.4f} ±{r[k + '_std']:.4f}" for k in cols}} for r in popularity_summary(rows)]
+    _print_rows(table, ["method", *cols], f"test videos, mean ± std over seeds {seeds}")
 
 
 @lcu_app.command("evaluate")

@@ -63,11 +63,15 @@ def popularity_features(dataset: Dataset, lists: PopularityLists, *, embed=None,
     return PopularityData(dataset, lists, blocks)
 
 
+def split_indices(n_lists: int, seed: int, fractions: tuple[float, float] = (0.7, 0.15)) -> dict[str, np.ndarray]:
+    """Seeded video-level split of list indices: no video's comments are on two sides."""
+    perm = np.random.default_rng(seed).permutation(n_lists)
+    a, b = int(fractions[0] * n_lists), int((fractions[0] + fractions[1]) * n_lists)
+    return {"train": np.sort(perm[:a]), "valid": np.sort(perm[a:b]), "test": np.sort(perm[b:])}
+
+
 def split_lists(lists: PopularityLists, seed: int, fractions: tuple[float, float] = (0.7, 0.15)) -> dict[str, PopularityLists]:
-    """Seeded video-level split: no video's comments are on both sides."""
-    perm = np.random.default_rng(seed).permutation(len(lists))
-    a, b = int(fractions[0] * len(perm)), int((fractions[0] + fractions[1]) * len(perm))
-    return {"train": lists.subset(np.sort(perm[:a])), "valid": lists.subset(np.sort(perm[a:b])), "test": lists.subset(np.sort(perm[b:]))}
+    return {k: lists.subset(v) for k, v in split_indices(len(lists), seed, fractions).items()}
 
 
 def ranking_metrics(lists: PopularityLists, scores: np.ndarray) -> dict[str, float]:
@@ -100,10 +104,20 @@ def train_popularity_ranker(data: PopularityData, groups: tuple[str, ...], seed:
         raise InvalidInputError(f"feature group(s) {unknown} not built; built: {sorted(data.blocks)}", field="groups")
     x_all = np.concatenate([data.blocks[g][0] for g in groups], 1)
     names = [n for g in groups for n in data.blocks[g][1]]
-    split = split_lists(data.lists, seed)
+    idx = split_indices(len(data.lists), seed)
+    split = {k: data.lists.subset(v) for k, v in idx.items()}
+    ranker = LambdaRanker(LambdaRankerConfig(seed=seed, eval_at=5, n_threads=2))
+    # A compact ranker (a few thousand lists) trains a fixed number of rounds and needs no
+    # early-stopping slice, so the valid videos train it too; a large one early-stops on them.
+    compact = ranker.is_compact(len(idx["train"]) + len(idx["valid"]))
+    fit_lists = data.lists.subset(np.sort(np.concatenate([idx["train"], idx["valid"]]))) if compact else split["train"]
     t = time.perf_counter()
-    rows, sizes = split["train"].flat()
-    ranker = LambdaRanker(LambdaRankerConfig(seed=seed, eval_at=5, n_threads=2)).fit(x_all[rows], relevance_grades(data.lists.gains[rows]), sizes, names)
+    rows, sizes = fit_lists.flat()
+    valid = None
+    if not compact:
+        vrows, vsizes = split["valid"].flat()
+        valid = (x_all[vrows], relevance_grades(data.lists.gains[vrows]), vsizes)
+    ranker.fit(x_all[rows], relevance_grades(data.lists.gains[rows]), sizes, names, valid=valid)
     seconds = time.perf_counter() - t
     scores = np.zeros(len(x_all))
     test_rows, _ = split["test"].flat()
@@ -112,7 +126,7 @@ def train_popularity_ranker(data: PopularityData, groups: tuple[str, ...], seed:
     total = sum(gain.values()) or 1.0
     by_group = {g: round(sum(gain[n] for n in data.blocks[g][1]) / total, 4) for g in groups}
     return ranker, {"test": ranking_metrics(split["test"], scores), "train_seconds": round(seconds, 2), "gain_share": by_group,
-                    "lists": {k: len(v) for k, v in split.items()}}
+                    "lists": {k: len(v) for k, v in split.items()}, "fit_lists": len(fit_lists)}
 
 
 def ablation_groups(data: PopularityData) -> list[tuple[str, ...]]:
@@ -136,6 +150,21 @@ def popularity_ablation(data: PopularityData, seeds: tuple[int, ...] = (0, 1, 2)
             rows.append({"method": "ranker: " + " + ".join(groups), "seed": seed, **r["test"], "train_seconds": r["train_seconds"],
                          **{f"gain_{g}": v for g, v in r["gain_share"].items()}})
     return rows
+
+
+def popularity_summary(rows: list[dict[str, Any]], metrics: tuple[str, ...] = ("ndcg@1", "ndcg@3", "ndcg@5", "mrr", "gain_labels")) -> list[dict[str, Any]]:
+    """One row per method, in first-seen order: `<metric>` mean and `<metric>_std` over its seeds
+    (metrics a method lacks, e.g. a baseline's label gain, are left out)."""
+    out = []
+    for method in dict.fromkeys(r["method"] for r in rows):
+        group = [r for r in rows if r["method"] == method]
+        row: dict[str, Any] = {"method": method, "seeds": len(group)}
+        for k in metrics:
+            vals = [float(r[k]) for r in group if r.get(k) is not None and not np.isnan(r[k])]
+            if vals:
+                row[k], row[f"{k}_std"] = float(np.mean(vals)), float(np.std(vals))
+        out.append(row)
+    return out
 
 
 def lcu_popularity(data: str | Path, *, student: str | Path | None = None, seeds: tuple[int, ...] = (0, 1, 2)) -> list[dict[str, Any]]:

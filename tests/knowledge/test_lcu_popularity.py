@@ -39,6 +39,19 @@ def test_bad_likes_are_a_clear_error() -> None:
         popularity_lists(pd.DataFrame({"item_id": [0, 0]}))
 
 
+def test_video_split_is_disjoint_and_summary_aggregates_seeds() -> None:
+    from recsage.pipelines.lcu_popularity import popularity_summary, split_indices
+
+    idx = split_indices(100, seed=3)
+    assert sorted(np.concatenate(list(idx.values())).tolist()) == list(range(100)) and [len(v) for v in idx.values()] == [70, 15, 15]
+    rows = [{"method": "a", "seed": 0, "ndcg@1": 0.5}, {"method": "b", "seed": 0, "ndcg@1": 0.1, "gain_labels": 0.2},
+            {"method": "a", "seed": 1, "ndcg@1": 0.7}]
+    out = popularity_summary(rows)
+    assert [r["method"] for r in out] == ["a", "b"] and out[0]["seeds"] == 2
+    assert out[0]["ndcg@1"] == pytest.approx(0.6) and out[0]["ndcg@1_std"] == pytest.approx(0.1) and "gain_labels" not in out[0]
+    assert out[1]["gain_labels"] == pytest.approx(0.2)
+
+
 def test_real_youtube_comments_rank_with_each_feature_group(shared_data, embedder) -> None:
     from recsage.pipelines.lcu_popularity import load_youtube_popularity, popularity_baselines, popularity_features, split_lists, train_popularity_ranker
 
@@ -53,6 +66,7 @@ def test_real_youtube_comments_rank_with_each_feature_group(shared_data, embedde
     for groups in (("surface",), ("surface", "text")):
         _, m = train_popularity_ranker(data, groups, seed=0)
         assert 0.0 <= m["test"]["ndcg@1"] <= 1.0 and m["test"]["lists"] > 0 and set(m["gain_share"]) == set(groups)
+        assert m["fit_lists"] == m["lists"]["train"] + m["lists"]["valid"]  # compact ranker: the valid videos train it too
     base = popularity_baselines(data, split_lists(lists, 0)["test"])
     assert set(base) == {"source order (YouTube's ranking)", "longest first", "random"}
     with pytest.raises(InvalidInputError, match="labels"):
