@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from recsage.core.errors import InvalidInputError
 from recsage.llm.embedded import cache_dir
@@ -29,9 +30,11 @@ def packaged_minilm_path() -> Path:
 class Embedder:
     """`embed(texts) -> (n, d) float32`, L2-normalised; repeated texts come from the disk cache."""
 
-    def __init__(self, model_path: str | Path | None = None, *, batch_size: int = 64, cache_path: str | Path | None = None, use_cache: bool = True) -> None:
+    def __init__(self, model_path: str | Path | None = None, *, batch_size: int = 64, cache_path: str | Path | None = None, use_cache: bool = True,
+                 chunk_size: int = 4096) -> None:
         self.model_path = Path(model_path) if model_path else packaged_minilm_path()
         self.batch_size = batch_size
+        self.chunk_size = chunk_size  # texts encoded (and cached) per step
         self.use_cache = use_cache
         self.cache_path = Path(cache_path) if cache_path else cache_dir() / "embeddings.sqlite"
         self._model = None
@@ -82,15 +85,21 @@ class Embedder:
         for k, t in zip(keys, texts):
             if k not in found:
                 todo[k] = t
-        if todo:
-            vecs = self._load().encode(list(todo.values()), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=progress, convert_to_numpy=True)
-            vecs = vecs.astype(np.float32)
-            for k, v in zip(todo, vecs):
+        # Chunks are committed as they finish, so a long pass that is killed resumes where it stopped.
+        todo_keys = list(todo)
+        bar = tqdm(total=len(todo_keys), desc="embed", unit="text", disable=not progress or not todo_keys)
+        for lo in range(0, len(todo_keys), self.chunk_size):
+            chunk = todo_keys[lo : lo + self.chunk_size]
+            vecs = self._load().encode([todo[k] for k in chunk], batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False,
+                                       convert_to_numpy=True).astype(np.float32)
+            for k, v in zip(chunk, vecs):
                 found[k] = v
             if conn is not None:
                 conn.execute("BEGIN IMMEDIATE")
-                conn.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?)", [(k, v.tobytes()) for k, v in zip(todo, vecs)])
+                conn.executemany("INSERT OR REPLACE INTO emb VALUES (?, ?)", [(k, v.tobytes()) for k, v in zip(chunk, vecs)])
                 conn.execute("COMMIT")
+            bar.update(len(chunk))
+        bar.close()
         self.n_computed += len(todo)
         self.n_cached += len(keys) - len(todo)
         if conn is not None:

@@ -38,3 +38,31 @@ def test_faiss_save_load_and_bad_input(tmp_path, embedder):
         FaissIndex(v)
     with pytest.raises(InvalidInputError, match="empty"):
         embedder.embed([])
+
+
+def test_a_killed_pass_keeps_its_finished_chunks(tmp_path, shared_data):
+    """Chunks are cached as they finish: a pass killed in its second chunk resumes after the first."""
+    import json
+
+    items = json.loads((shared_data / "amazon-scientific" / "Scientific.item.json").read_text())
+    titles = [items[str(i)]["title"] for i in range(300, 340)]
+    emb = Embedder(cache_path=tmp_path / "e.sqlite", chunk_size=16)
+    model = emb._load()
+    calls = {"n": 0}
+    real_encode = model.encode
+
+    def dying_encode(texts, **kw):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the kill, during the second chunk
+        return real_encode(texts, **kw)
+
+    model.encode = dying_encode
+    with pytest.raises(KeyboardInterrupt):
+        emb.embed(titles)
+    model.encode = real_encode
+    resumed = Embedder(cache_path=tmp_path / "e.sqlite", chunk_size=16)
+    resumed._model = model
+    v = resumed.embed(titles)
+    assert resumed.n_cached == 16 and resumed.n_computed == len(set(titles)) - 16
+    assert np.allclose(v, Embedder(cache_path=tmp_path / "fresh.sqlite").embed(titles), atol=1e-5)
