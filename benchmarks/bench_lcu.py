@@ -142,13 +142,10 @@ def main() -> None:
                  "majority_sentiment", "agree_informative", "majority_informative", "agree_relevance", "majority_relevance", "agree_topics", "seconds"],
                 "data, teacher and student")
     table = []
-    for inp in args.inputs.split(","):
-        for aux in args.aux.split(","):
-            group = [r for r in runs if r["inputs"] == inp and r["aux"] == aux]
-            if not group:
-                continue
-            table.append({"inputs": inp, "aux": aux, **{k: mean_std(group, k) for k in METRICS[:8] + ["popular_ndcg@1", "popular_mrr"]},
-                          "seconds": round(float(np.mean([r["seconds"] for r in group])), 1)})
+    for inp, aux in dict.fromkeys((r["inputs"], r["aux"]) for r in runs):  # the arms that ran, in run order
+        group = [r for r in runs if r["inputs"] == inp and r["aux"] == aux]
+        table.append({"inputs": inp, "aux": aux, **{k: mean_std(group, k) for k in METRICS[:8] + ["popular_ndcg@1", "popular_mrr"]},
+                      "seconds": round(float(np.mean([r["seconds"] for r in group])), 1)})
     print_table(table, ["inputs", "aux", "xauc", "auc", "rmse", "mae", "user_ndcg@1", "user_mrr", "popular_ndcg@1", "popular_mrr", "seconds"],
                 f"engagement model, test split, seeds {seeds} (mean ± std)")
     print_table([r for r in rows if r["method"].startswith("ranking baseline")], ["method", "user_ndcg@1", "user_mrr", "popular_ndcg@1", "popular_mrr"],
