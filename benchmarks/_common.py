@@ -17,6 +17,15 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 SHARED = Path(os.environ.get("RECSAGE_SHARED_DATA", REPO.parent / "shared" / "data"))
+# committed LLM-tag artifacts (README of each): `tagcf extract` writes item_tags.parquet only once
+# every item is tagged, so its presence means the artifact is complete
+LLM_TAGS = {"ml100k": RESULTS / "tagcf-ml100k-llm", "scientific": RESULTS / "tagcf-scientific-llm"}
+
+
+def complete_llm_tags(key: str) -> Path | None:
+    """The dataset's committed LLM-tag folder when every item is tagged, else None."""
+    path = LLM_TAGS.get(key)
+    return path if path is not None and (path / "item_tags.parquet").exists() else None
 
 
 def rss_mb() -> float:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import REPO, SHARED, merge_results, print_table, require_shared, rss_mb, write_results
+from _common import REPO, SHARED, complete_llm_tags, merge_results, print_table, require_shared, rss_mb, write_results
 
 DATA = {"beauty": ("beauty", "amazon-beauty"), "scientific": ("scientific", "amazon-scientific"), "ml100k": ("movielens-100k", "movielens-100k")}
 # SASRec retriever: the recommender benchmark's session-17 recipe (sampled softmax over 1,024 mixed
@@ -41,6 +41,7 @@ SASREC_RECIPE = "ssmix1k-cf-d4"
 SID_SOURCE = {"beauty": "cf", "scientific": "text", "ml100k": "text"}
 STEPS = [("behaviour", ["behaviour"]), ("+ SID", ["behaviour", "sid"]), ("+ text", ["behaviour", "sid", "text"]),
          ("+ TagCF", ["behaviour", "sid", "text", "tagcf"]), ("all signals", ["behaviour", "sid", "text", "tagcf", "reward"])]
+# plus "all signals, groups chosen on validation": the last step thinned by 3-fold CV on the validation queries (`select_groups`)
 PUBLISHED = [
     {"method": "SASRec + sampled softmax (eSASRec benchmark)", "dataset": "beauty", "recall@10": 0.0921, "ndcg@10": 0.0531},
     {"method": "eSASRec (published)", "dataset": "beauty", "recall@10": 0.0928, "ndcg@10": 0.0523},
@@ -70,18 +71,22 @@ def reward_model(work: Path) -> Path:
     return out
 
 
-def tags_folder(work: Path, key: str, ds) -> Path | None:
-    """Data-derived TagCF tags (categories/genres as topics; profile roles where the data has
-    them) — no LLM tags in this run: the committed LLM-tag artifacts do not cover these items."""
+def tags_folder(work: Path, key: str, ds) -> tuple[Path | None, str]:
+    """TagCF tags and where they come from: the committed LLM-tag artifact once it covers every
+    item ("llm": LLM topics and roles merged with the categories/genres), else data-derived tags
+    ("data": categories/genres as topics, profile roles where the data has them)."""
     from recsage.pipelines.tagcf import build_vocabularies, tag_items
 
+    llm = complete_llm_tags(key)
+    if llm is not None:
+        return llm, "llm"
     if ds.items is None or "categories" not in ds.items or not any(len(c) for c in ds.items["categories"] if c is not None):
-        return None
+        return None, "none"
     out = work / "tags" / key
     if not (out / "item_tags.parquet").exists():
         build_vocabularies(ds, out, extend=False)
         tag_items(ds, out, out, limit=0, progress=False)
-    return out
+    return out, "data"
 
 
 def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int, threads: int = 2) -> list[dict]:
@@ -106,15 +111,15 @@ def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int, thre
     if not (sid_dir / "sids.parquet").exists():
         build_semantic_ids(Dataset.load(prep), method="balanced", source=SID_SOURCE[key], levels=3, codes=256 if key == "beauty" else 64,
                            collision="reassign", out=sid_dir)
-    feat_dir = work / "features" / key
+    tags, tag_source = tags_folder(work, key, ds)
+    feat_dir = work / "features" / f"{key}-tags-{tag_source}"  # a new tag source gets its own tables
     t = time.perf_counter()
     if not (feat_dir / "manifest.json").exists():
-        tags = tags_folder(work, key, ds)
         reward = reward_model(work) if key != "beauty" else None  # Beauty here has no item titles to score
         build_features(prep, feat_dir, sid=sid_dir, tags=tags, reward=reward)
     features_s = time.perf_counter() - t
     rows: list[dict] = []
-    base = {"dataset": key, "protocol": "loo", "exclude_seen": True, "seed": seed, "seeds": [seed], "n_users": len(split.test)}
+    base = {"dataset": key, "protocol": "loo", "exclude_seen": True, "seed": seed, "seeds": [seed], "n_users": len(split.test), "tags": tag_source}
 
     set_seed(seed)
     signals = item_signals(feat_dir, ds, split)
@@ -143,7 +148,7 @@ def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int, thre
             seen.add(g)
             steps.append((label, list(g)))
     retrievers = {**fitted, "sasrec": sas}
-    abl = ablation(retrievers, featurizer, split, steps, n_candidates=n_candidates, seed=seed)
+    abl = ablation(retrievers, featurizer, split, steps, n_candidates=n_candidates, seed=seed, select_last=True)
     for r in abl:
         rows.append({**base, **r, "retrievers": list(retrievers), "n_candidates": n_candidates, "sasrec_recipe": SASREC_RECIPE})
     for r in rows:

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, SHARED, measure, print_table, write_results  # noqa: E402
+from _common import LLM_TAGS, REPO, SHARED, complete_llm_tags, measure, print_table, write_results  # noqa: E402
 
 from recsage.datasets.registry import load_dataset  # noqa: E402
 from recsage.pipelines.data import make_split  # noqa: E402
@@ -37,18 +37,20 @@ from recsage.pipelines.train import train_recommender  # noqa: E402
 from recsage.tokenizers.item_vectors import collaborative_vectors  # noqa: E402
 
 WORK = REPO / ".recsage" / "bench" / "tagcf"
-ML100K_TAGS = REPO / "benchmarks" / "results" / "tagcf-ml100k-llm"  # the LLM tagging artifact (see the docstring)
+ML100K_TAGS = LLM_TAGS["ml100k"]  # the LLM tagging artifact (see the docstring)
 DATASETS = {"movielens-100k": ("movielens-100k", "movielens-100k"), "scientific": ("scientific", "amazon-scientific")}
+ARTIFACT_KEY = {"movielens-100k": "ml100k", "scientific": "scientific"}
 
 
 def ensure_tags(name: str, kind: str, folder: str, ds) -> Path:
-    """ML-100K: the LLM tagging run (must exist, see the docstring). Scientific: data-derived
-    category topics only (no LLM roles in this run), built here without an LLM."""
-    out = ML100K_TAGS if name == "movielens-100k" else WORK / name
+    """The committed LLM tagging run once it covers every item (ML-100K must have it, see the
+    docstring); until then Scientific uses data-derived category topics, built here without an LLM."""
+    llm = complete_llm_tags(ARTIFACT_KEY[name])
+    if llm is not None:
+        return llm
     if name == "movielens-100k":
-        if not (out / "item_tags.parquet").exists():
-            raise SystemExit(f"run the LLM tagging first: {__doc__}")
-        return out
+        raise SystemExit(f"run the LLM tagging first: {__doc__}")
+    out = WORK / name
     if not (out / "item_tags.parquet").exists():
         build_vocabularies(ds, out, extend=False)
         tag_items(ds, out, out, limit=0, progress=False)
@@ -214,6 +216,9 @@ def read_runs(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
 
 
+TAG_FREE = ("sasrec", "sasrec+cf-features")  # methods that read no tags
+
+
 def recommend_part(datasets: list[str], seeds: list[int], minutes: float, tag_loss_weight: float, methods: tuple[str, ...] = METHODS) -> None:
     """SASRec, SASRec + TagCF item features, and the TagCF model (tag head + logic score), all on
     the recommender-core recipe (no setting given but the time cap), same split and seeds; the lift
@@ -236,7 +241,9 @@ def recommend_part(datasets: list[str], seeds: list[int], minutes: float, tag_lo
                      "sasrec+tagcf-features (zero init)": {"side_features": inputs["side_features"], "side_init": "zero"},
                      "tagcf": {"item_tags": inputs["item_tags"], "logic": inputs["logic"], "tag_loss_weight": tag_loss_weight}}[method]
             for seed in seeds:
-                prior = [r for r in done if (r["dataset"], r["method"], r["seed"]) == (name, method, seed)]
+                # a finished run is reused only if it saw the same tags (Scientific switches to LLM tags once they are complete)
+                prior = [r for r in done if (r["dataset"], r["method"], r["seed"]) == (name, method, seed)
+                         and (method in TAG_FREE or r.get("llm_tagged_items", 0) == tag_meta.get("items_tagged_by_llm", 0))]
                 if prior:
                     rows.append(prior[-1])
                     continue
@@ -253,7 +260,7 @@ def recommend_part(datasets: list[str], seeds: list[int], minutes: float, tag_lo
                 with open(done_path, "a") as f:
                     f.write(json.dumps(row) + "\n")
                 print({k: row[k] for k in ("dataset", "method", "seed", "ndcg@10", "recall@10", "best_epoch", "stopped_by_time", "seconds")}, flush=True)
-        if name == "movielens-100k" and tag_meta:
+        if tag_meta.get("model"):  # an LLM tagging run: its extraction numbers
             vocab = json.loads((tags_dir / "vocabulary_report.json").read_text())
             n_ok, n_bad = tag_meta.get("items_tagged_by_llm", 0), tag_meta.get("items_failed", 0)
             rows.append({"dataset": name, "task": "extraction", "method": tag_meta.get("model"), "items_tagged": n_ok, "items_failed": n_bad,

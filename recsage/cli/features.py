@@ -93,13 +93,17 @@ def rank_train(
     out: Path = typer.Option(..., "--out"),
     candidates: int = typer.Option(100, "--candidates", min=1, help="top-N per retriever; their union is ranked"),
     groups: str = typer.Option("behaviour,sid,text,tagcf,reward", "--groups", help="feature groups the ranker may use"),
+    select_groups: bool = typer.Option(False, "--select-groups", help="drop the groups that lower 3-fold NDCG@10 on the validation queries"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """LambdaRank on validation queries, scored on test queries (loo two-stage protocol)."""
     from recsage.pipelines.ranking import train_ranking
 
     _, row = train_ranking(data, retrievers, features=features, out=out, n_candidates=candidates,
-                           groups=[g.strip() for g in groups.split(",") if g.strip()], seed=seed)
+                           groups=[g.strip() for g in groups.split(",") if g.strip()], seed=seed, select_groups=select_groups)
+    if row["group_selection"]:
+        dropped = [g for g in row["group_selection"][0]["groups"] if g not in row["groups_kept"]]
+        console.print(f"groups kept on validation: {', '.join(row['groups_kept'])}; dropped: {', '.join(dropped) or 'none'}")
     _print_rows([row], ["retrievers", "recall@5", "ndcg@5", "recall@10", "ndcg@10", f"candidate_recall@{candidates}", "train_seconds"],
                 f"two-stage on {data}")
     console.print(f"feature-group gain: {', '.join(f'{g} {v:.0%}' for g, v in row['group_importance'].items())}")

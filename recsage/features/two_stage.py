@@ -34,6 +34,8 @@ class TwoStageConfig(ConfigMixin):
     n_candidates: int = 100  # per retriever; the union is ranked
     groups: tuple[str, ...] = GROUPS  # feature groups the ranker may use (absent signals are skipped)
     early_stop_share: float = 0.1  # share of validation users held out for the ranker's early stopping
+    select_groups: bool = False  # drop groups that lower k-fold NDCG on the validation queries (features/group_selection.py)
+    selection_folds: int = 3
     seed: int = 0
 
 
@@ -85,12 +87,15 @@ def group_slices(queries: np.ndarray) -> np.ndarray:
 
 
 def fit_ranker(data: RankingData, targets: np.ndarray, feature_names: Sequence[str], config: LambdaRankerConfig, *,
-               user_ids: np.ndarray, early_stop_share: float = 0.1, seed: int = 0) -> LambdaRanker:
+               user_ids: np.ndarray, early_stop_share: float = 0.1, seed: int = 0, queries: np.ndarray | None = None) -> LambdaRanker:
     """LambdaRank on the queries whose candidates contain the target (the others carry no
-    gradient), early-stopped on a user-level held-out slice."""
+    gradient), early-stopped on a user-level held-out slice. `queries`: a boolean mask of the
+    queries it may use (cross-validation folds); all by default."""
     y = data.labels(targets)
     has_pos = np.zeros(len(targets), bool)
     has_pos[data.query[y > 0]] = True
+    if queries is not None:
+        has_pos &= np.asarray(queries, bool)
     if LambdaRanker(config).is_compact(int(has_pos.sum())):
         early_stop_share = 0.0  # small data: every query trains a compact fixed-round model (see LambdaRankerConfig)
     rng = np.random.default_rng(seed)
@@ -125,7 +130,14 @@ class TwoStageRecommender:
             raise InvalidInputError("the ranker learns on validation queries; the split has none", field="valid")
         self.featurizer_ = featurizer or PairFeaturizer(self.signals, self.config.groups).fit(train)
         data = build_ranking_data(self.retrievers, self.featurizer_, valid.histories, self.config.n_candidates, exclude_seen)
-        self.ranker_ = fit_ranker(data, valid.targets, data.names, self.ranker_config, user_ids=valid.user_ids,
+        names = data.names
+        if self.config.select_groups:
+            from recsage.features.group_selection import select_groups
+
+            kept, self.group_selection_ = select_groups(data, valid.targets, self.ranker_config, user_ids=valid.user_ids,
+                                                        folds=self.config.selection_folds, seed=self.config.seed)
+            names = [n for n in data.names if feature_group(n) in kept]
+        self.ranker_ = fit_ranker(data, valid.targets, names, self.ranker_config, user_ids=valid.user_ids,
                                   early_stop_share=self.config.early_stop_share, seed=self.config.seed)
         self.valid_candidate_recall_ = data.candidates.recall(valid.targets)
         self.n_items_ = train.n_items

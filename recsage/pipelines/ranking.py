@@ -13,7 +13,7 @@ import numpy as np
 from recsage.core.errors import InvalidInputError
 from recsage.datasets import Dataset, Split
 from recsage.evaluation.metrics import ndcg_at_k, recall_at_k
-from recsage.features.pairs import GROUPS, PairFeaturizer
+from recsage.features.pairs import GROUPS, PairFeaturizer, feature_group
 from recsage.features.signals import ItemSignals
 from recsage.features.two_stage import RankingData, TwoStageConfig, TwoStageRecommender, build_ranking_data, ranked_lists
 from recsage.pipelines.data import load_split
@@ -85,7 +85,7 @@ def ranking_metrics(data: RankingData, scores: np.ndarray, targets: np.ndarray, 
 def train_ranking(prepared: str | Path, retrievers: str | Sequence[str], *, features: str | Path | None = None, out: str | Path | None = None,
                   protocol: str = "loo", n_candidates: int = 100, groups: Sequence[str] = GROUPS, seed: int = 0, ks: tuple[int, ...] = (5, 10, 20),
                   dataset: Dataset | None = None, split: Split | None = None, fitted: dict[str, Any] | None = None,
-                  ranker: dict[str, Any] | None = None) -> tuple[TwoStageRecommender, dict[str, Any]]:
+                  ranker: dict[str, Any] | None = None, select_groups: bool = False) -> tuple[TwoStageRecommender, dict[str, Any]]:
     """`recsage rank train`: fits the ranker on validation queries and scores test queries."""
     if split is None or dataset is None:
         dataset, split = load_split(prepared, protocol)
@@ -94,7 +94,7 @@ def train_ranking(prepared: str | Path, retrievers: str | Sequence[str], *, feat
     t0 = time.perf_counter()
     signals = item_signals(features, dataset, split)
     models = fitted if fitted is not None else fit_retrievers(parse_retrievers(retrievers), split, signals)
-    cfg = TwoStageConfig(n_candidates=n_candidates, groups=tuple(groups), seed=seed)
+    cfg = TwoStageConfig(n_candidates=n_candidates, groups=tuple(groups), select_groups=select_groups, seed=seed)
     model = TwoStageRecommender(models, signals, cfg, LambdaRankerConfig(seed=seed, **(ranker or {})))
     knn = models.get("itemknn")  # the co-occurrence features reuse a fitted item-kNN retriever instead of refitting one
     featurizer = PairFeaturizer(signals, cfg.groups).fit_from(knn) if isinstance(knn, ItemKNNRecommender) else None
@@ -107,7 +107,8 @@ def train_ranking(prepared: str | Path, retrievers: str | Sequence[str], *, feat
            "n_users": len(split.test), "retrievers": list(models), "n_candidates": n_candidates, "groups": list(groups),
            "features": model.ranker_.feature_names_, **metrics, f"candidate_recall@{n_candidates}": test.candidates.recall(split.test.targets),
            "valid_candidate_recall": model.valid_candidate_recall_, "best_iteration": model.ranker_.best_iteration_,
-           "group_importance": model.group_importance(), "train_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t, 1)}
+           "group_importance": model.group_importance(), "group_selection": getattr(model, "group_selection_", None),
+           "groups_kept": list(dict.fromkeys(feature_group(n) for n in model.ranker_.feature_names_)), "train_seconds": round(train_s, 1), "eval_seconds": round(time.perf_counter() - t, 1)}
     if out:
         out = Path(out)
         model.save_pretrained(out / "model")
@@ -162,22 +163,35 @@ def describe_feature(name: str) -> str:
 
 def ablation(retrievers: dict[str, Any], featurizer: PairFeaturizer, split: Split, steps: list[tuple[str, list[str]]], *, n_candidates: int = 100,
              seed: int = 0, ks: tuple[int, ...] = (5, 10, 20), ranker: dict[str, Any] | None = None,
-             early_stop_share: float = 0.1) -> list[dict[str, Any]]:
+             early_stop_share: float = 0.1, select_last: bool = False, selection_folds: int = 3) -> list[dict[str, Any]]:
     """One candidate set and one feature matrix per query set; a ranker per feature-group step
-    (behaviour → + sid → …), so the steps differ only in the columns they may use."""
-    from recsage.features.pairs import feature_group, group_shares
+    (behaviour → + sid → …), so the steps differ only in the columns they may use. `select_last`
+    adds a step: the last step's groups thinned by cross-validation on the validation queries
+    (`select_groups`), the ranker a user gets with `--select-groups`."""
+    from recsage.features.group_selection import select_groups
+    from recsage.features.pairs import group_shares
     from recsage.features.two_stage import fit_ranker
 
     valid = build_ranking_data(retrievers, featurizer, split.valid.histories, n_candidates, split.exclude_seen)
     test = build_ranking_data(retrievers, featurizer, split.test.histories, n_candidates, split.exclude_seen)
     rows = []
+    config = LambdaRankerConfig(seed=seed, **(ranker or {}))
+    steps = list(steps)
+    selection: list[dict[str, Any]] | None = None
+    if select_last and steps:
+        t = time.perf_counter()
+        kept, selection = select_groups(valid, split.valid.targets, config, user_ids=split.valid.user_ids, groups=steps[-1][1],
+                                        folds=selection_folds, seed=seed)
+        selection_s = time.perf_counter() - t
+        steps.append((f"{steps[-1][0]}, groups chosen on validation", kept))
     for label, groups in steps:
         names = [n for n in valid.names if feature_group(n) in groups]
         t = time.perf_counter()
-        r = fit_ranker(valid, split.valid.targets, names, LambdaRankerConfig(seed=seed, **(ranker or {})), user_ids=split.valid.user_ids, seed=seed,
-                       early_stop_share=early_stop_share)
+        r = fit_ranker(valid, split.valid.targets, names, config, user_ids=split.valid.user_ids, seed=seed, early_stop_share=early_stop_share)
         scores = r.predict(test.columns(names))
         rows.append({"method": f"ranker: {label}", "groups": groups, "n_features": len(names), **ranking_metrics(test, scores, split.test.targets, ks),
                      f"candidate_recall@{n_candidates}": test.candidates.recall(split.test.targets), "best_iteration": r.best_iteration_,
                      "ranker_seconds": round(time.perf_counter() - t, 1), "gain_share": {g: round(v, 4) for g, v in group_shares(r.feature_importance()).items()}})
+    if selection is not None:
+        rows[-1].update({"group_selection": selection, "selection_seconds": round(selection_s, 1)})
     return rows

@@ -151,8 +151,12 @@ def test_cli_features_and_rank(ml_prepared, ml_signals, tmp_path):
     r = runner.invoke(app, ["features", "info", str(feats)])
     assert r.exit_code == 0 and "pop_train" in r.output
     r = runner.invoke(app, ["rank", "train", "--data", str(ml_prepared), "--retrievers", "itemknn,popularity", "--features", str(feats),
-                            "--candidates", "30", "--out", str(tmp_path / "rk")])
+                            "--candidates", "30", "--select-groups", "--out", str(tmp_path / "rk")])
     assert r.exit_code == 0, r.output
+    assert "groups kept on validation: behaviour" in r.output
+    metrics = json.loads((tmp_path / "rk" / "metrics.json").read_text())
+    assert metrics["group_selection"][0]["groups"] == ["behaviour", "sid", "tagcf"]  # what these features hold (no text, no reward)
+    assert set(metrics["groups_kept"]) <= set(metrics["group_selection"][0]["groups"]) and "behaviour" in metrics["groups_kept"]
     r = runner.invoke(app, ["recommend", "--model", str(tmp_path / "rk" / "model"), "--data", str(ml_prepared), "--user", "5", "--k", "5"])
     assert r.exit_code == 0 and "recommendations" in r.output
     r = runner.invoke(app, ["rank", "explain", "--model", str(tmp_path / "rk" / "model"), "--data", str(ml_prepared), "--user", "5", "--k", "3"])
