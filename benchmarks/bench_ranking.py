@@ -5,7 +5,10 @@ MiniLM text kNN where items have text, SASRec) fit on each user's
 s[:-2]; LambdaRank learns on validation queries (target s[-2]) and early-stops on 10% of those
 users; it is scored on test queries (history s[:-1], target s[-1]), full catalogue, seen items
 excluded, nothing refitted. Ablation: one candidate set and one feature matrix per seed, a ranker
-per feature-group step (behaviour → + SID → + text → + TagCF → + every other signal present).
+per feature-group step (behaviour → + SID → + text → + TagCF → + every other signal present), and
+last the ranker with its groups chosen by 3-fold CV on the validation queries (`--select-groups`).
+TagCF tags: the committed LLM-tag artifact once it covers every item (ML-100K since session 22;
+Scientific when its tagging run finishes), else data-derived ones; each row says which (`tags`).
 
 Run: .venv/bin/python benchmarks/bench_ranking.py [--datasets ml100k,scientific,beauty] [--seeds 0,1,2] [--threads 1 --results NAME]
 Each (dataset, seed) runs in its own subprocess (own peak RSS); rows accumulate in
