@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import LLM_TAGS, REPO, SHARED, complete_llm_tags, measure, print_table, write_results  # noqa: E402
+from _common import REPO, SHARED, complete_llm_tags, measure, print_table, write_results  # noqa: E402
 
 from recsage.datasets.registry import load_dataset  # noqa: E402
 from recsage.pipelines.data import make_split  # noqa: E402
@@ -37,7 +37,6 @@ from recsage.pipelines.train import train_recommender  # noqa: E402
 from recsage.tokenizers.item_vectors import collaborative_vectors  # noqa: E402
 
 WORK = REPO / ".recsage" / "bench" / "tagcf"
-ML100K_TAGS = LLM_TAGS["ml100k"]  # the LLM tagging artifact (see the docstring)
 DATASETS = {"movielens-100k": ("movielens-100k", "movielens-100k"), "scientific": ("scientific", "amazon-scientific")}
 ARTIFACT_KEY = {"movielens-100k": "ml100k", "scientific": "scientific"}
 
@@ -67,8 +66,8 @@ def roles_part(seeds: list[int], llm_roles: bool, folds: int) -> None:
     from recsage.pipelines.tagcf import build_role_graph, split_users, user_role_labels
 
     ds = load_dataset("movielens-100k", SHARED / "movielens-100k")
-    tags_dir = ML100K_TAGS
-    if not (tags_dir / "item_tags.parquet").exists():
+    tags_dir = complete_llm_tags("ml100k")
+    if tags_dir is None:
         tags_dir = WORK / "ml100k-genres"
         if not (tags_dir / "item_tags.parquet").exists():
             build_vocabularies(ds, tags_dir, extend=False)
