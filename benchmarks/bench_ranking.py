@@ -18,17 +18,22 @@ results/bench_ranking.json after every run. Two runs at a time, one core each: g
 Session 18 measured the current retriever (`sasrec_recipe` in the rows) on ML-100K and Scientific,
 seeds 0-2; on Beauty only seed 0 (results/bench_ranking_beauty_seed0_strong_retriever.json) — the
 Beauty rows of bench_ranking.json are still the session-12 ones with the 5-minute SASRec.
+The SASRec retriever of each (dataset, seed) is saved under the workdir (`retrievers/`) and reused
+by later runs with the same recipe and split (`retriever_reused` in its row), so a rerun that
+changes features or the ranker skips the retriever's training.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -92,6 +97,30 @@ def tags_folder(work: Path, key: str, ds) -> tuple[Path | None, str]:
     return out, "data"
 
 
+def sasrec_retriever(work: Path, key: str, seed: int, minutes: float, prep: Path, ds, split) -> tuple[Any, dict]:
+    """The SASRec retriever of (dataset, seed): trained once, then loaded from the workdir.
+
+    Training is 40–70% of a run and deterministic for a seed (session 22 reproduced session 18's
+    retriever exactly), so a rerun that changes only features or the ranker reuses the saved model
+    and its metrics. The folder is keyed by recipe, training cap and the split's fingerprint; a
+    different recipe or dataset version trains anew."""
+    from recsage.pipelines.train import train_recommender
+    from recsage.recmodels.sasrec import SASRec
+    from recsage.tokenizers.item_vectors import collaborative_vectors
+
+    tag = hashlib.sha256(json.dumps([SASREC, SASREC_RECIPE, minutes, [list(map(int, s)) for s in split.train.sequences]]).encode()).hexdigest()[:12]
+    folder = work / "retrievers" / f"{key}-sasrec-{SASREC_RECIPE}-seed{seed}-{tag}"
+    if (folder / "row.json").exists():
+        return SASRec.from_pretrained(folder), {**json.loads((folder / "row.json").read_text()), "reused": True}
+    side = collaborative_vectors(split.train.sequences, split.n_items, dim=64)  # training sequences only
+    sas, row = train_recommender("sasrec", prep, seed=seed, dataset=ds, split=split, side_features=side, adapt_defaults=True,
+                                 **SASREC, max_train_seconds=minutes * 60, progress=False)
+    row = {k: v for k, v in row.items() if k.startswith(("recall", "ndcg")) or k == "train_seconds"} | {"epochs_run": sas.train_result_.epochs_run}
+    sas.save_pretrained(folder)
+    (folder / "row.json").write_text(json.dumps(row))  # written last: its presence marks a complete folder
+    return sas, {**row, "reused": False}
+
+
 def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int, threads: int = 2) -> list[dict]:
     import torch
 
@@ -103,8 +132,6 @@ def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int, thre
     from recsage.pipelines.features import build_features, item_signals
     from recsage.pipelines.ranking import ablation, fit_retrievers
     from recsage.pipelines.sid import build_semantic_ids
-    from recsage.pipelines.train import train_recommender
-    from recsage.tokenizers.item_vectors import collaborative_vectors
 
     torch.set_num_threads(threads)
     t_all = time.perf_counter()
@@ -132,13 +159,11 @@ def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int, thre
     fitted = fit_retrievers(cheap, split, signals)
     knn = fitted["itemknn"]
     knn_s = time.perf_counter() - t
-    side = collaborative_vectors(split.train.sequences, split.n_items, dim=64)  # training sequences only
-    sas, sas_row = train_recommender("sasrec", prep, seed=seed, dataset=ds, split=split, side_features=side, adapt_defaults=True,
-                                     **SASREC, max_train_seconds=minutes * 60, progress=False)
+    sas, sas_row = sasrec_retriever(work, key, seed, minutes, prep, ds, split)
     m = evaluate(knn, split.test, (5, 10, 20), n_items=split.n_items, progress=False)
     for name, metrics, secs in (("item-kNN", m, knn_s), ("SASRec (retriever)", sas_row, sas_row["train_seconds"])):
         rows.append({**base, "method": name, **{k: v for k, v in metrics.items() if k.startswith(("recall", "ndcg"))}, "train_seconds": round(secs, 1)})
-    rows[-1].update({"epochs_run": sas.train_result_.epochs_run, "sasrec_recipe": SASREC_RECIPE})
+    rows[-1].update({"epochs_run": sas_row["epochs_run"], "sasrec_recipe": SASREC_RECIPE, "retriever_reused": sas_row["reused"]})
 
     t = time.perf_counter()
     featurizer = PairFeaturizer(signals).fit_from(knn)
