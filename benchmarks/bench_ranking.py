@@ -97,25 +97,29 @@ def tags_folder(work: Path, key: str, ds) -> tuple[Path | None, str]:
     return out, "data"
 
 
-def sasrec_retriever(work: Path, key: str, seed: int, minutes: float, prep: Path, ds, split) -> tuple[Any, dict]:
+def sasrec_retriever(work: Path, key: str, seed: int, minutes: float, threads: int, prep: Path, ds, split) -> tuple[Any, dict]:
     """The SASRec retriever of (dataset, seed): trained once, then loaded from the workdir.
 
-    Training is 40–70% of a run and deterministic for a seed (session 22 reproduced session 18's
-    retriever exactly), so a rerun that changes only features or the ranker reuses the saved model
-    and its metrics. The folder is keyed by recipe, training cap and the split's fingerprint; a
-    different recipe or dataset version trains anew."""
+    Training is most of a run (Beauty, seed 0: 812 of 1,173 s) and deterministic for a seed while
+    early stopping ends it (session 22 reproduced session 18's retriever exactly), so a rerun that
+    changes only features or the ranker reuses the saved model and its metrics. The folder is keyed
+    by recipe, training cap, torch threads and the split's fingerprint; a different recipe or dataset
+    version trains anew. A run the cap cut short depends on the machine's speed too, so its row
+    records `stopped_by_time`."""
     from recsage.pipelines.train import train_recommender
     from recsage.recmodels.sasrec import SASRec
     from recsage.tokenizers.item_vectors import collaborative_vectors
 
-    tag = hashlib.sha256(json.dumps([SASREC, SASREC_RECIPE, minutes, [list(map(int, s)) for s in split.train.sequences]]).encode()).hexdigest()[:12]
+    tag = hashlib.sha256(json.dumps([SASREC, SASREC_RECIPE, minutes, threads, [list(map(int, s)) for s in split.train.sequences]]).encode()).hexdigest()[:12]
     folder = work / "retrievers" / f"{key}-sasrec-{SASREC_RECIPE}-seed{seed}-{tag}"
     if (folder / "row.json").exists():
         return SASRec.from_pretrained(folder), {**json.loads((folder / "row.json").read_text()), "reused": True}
     side = collaborative_vectors(split.train.sequences, split.n_items, dim=64)  # training sequences only
     sas, row = train_recommender("sasrec", prep, seed=seed, dataset=ds, split=split, side_features=side, adapt_defaults=True,
                                  **SASREC, max_train_seconds=minutes * 60, progress=False)
-    row = {k: v for k, v in row.items() if k.startswith(("recall", "ndcg")) or k == "train_seconds"} | {"epochs_run": sas.train_result_.epochs_run}
+    done = sas.train_result_
+    row = {k: v for k, v in row.items() if k.startswith(("recall", "ndcg")) or k == "train_seconds"} | {"epochs_run": done.epochs_run,
+                                                                                                       "stopped_by_time": done.stopped_by_time}
     sas.save_pretrained(folder)
     (folder / "row.json").write_text(json.dumps(row))  # written last: its presence marks a complete folder
     return sas, {**row, "reused": False}
@@ -159,11 +163,12 @@ def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int, thre
     fitted = fit_retrievers(cheap, split, signals)
     knn = fitted["itemknn"]
     knn_s = time.perf_counter() - t
-    sas, sas_row = sasrec_retriever(work, key, seed, minutes, prep, ds, split)
+    sas, sas_row = sasrec_retriever(work, key, seed, minutes, threads, prep, ds, split)
     m = evaluate(knn, split.test, (5, 10, 20), n_items=split.n_items, progress=False)
     for name, metrics, secs in (("item-kNN", m, knn_s), ("SASRec (retriever)", sas_row, sas_row["train_seconds"])):
         rows.append({**base, "method": name, **{k: v for k, v in metrics.items() if k.startswith(("recall", "ndcg"))}, "train_seconds": round(secs, 1)})
-    rows[-1].update({"epochs_run": sas_row["epochs_run"], "sasrec_recipe": SASREC_RECIPE, "retriever_reused": sas_row["reused"]})
+    rows[-1].update({"epochs_run": sas_row["epochs_run"], "sasrec_recipe": SASREC_RECIPE, "retriever_reused": sas_row["reused"],
+                    "stopped_by_time": sas_row["stopped_by_time"]})
 
     t = time.perf_counter()
     featurizer = PairFeaturizer(signals).fit_from(knn)
