@@ -47,7 +47,8 @@ def test_unknown_kind(tmp_path):
 
 def test_demo_runs_on_bundled_sample(tmp_path, bundled_data):
     """The whole demo, with the real embedded LLM (the small one, to keep the suite fast)."""
-    r = runner.invoke(app, ["demo", "--data", str(bundled_data), "--out", str(tmp_path / "demo"), "--model", "small", "--llm-items", "2"])
+    r = runner.invoke(app, ["demo", "--data", str(bundled_data), "--out", str(tmp_path / "demo"), "--model", "small", "--llm-items", "2",
+                                 "--train-seconds", "10"])
     assert r.exit_code == 0, r.output
     assert "itemknn" in r.output and "400 headline A/B tests" in r.output
     assert "TagCF" in r.output and "2 items tagged, 0 failed" in r.output

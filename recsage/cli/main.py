@@ -141,6 +141,7 @@ def demo(
     data: Optional[Path] = typer.Option(None, "--data", help="folder with the bundled samples (default: the checkout's data/)"),
     out: Path = typer.Option(Path(".recsage/demo"), "--out"),
     llm_items: int = typer.Option(6, "--llm-items", help="items to tag with the LLM (0 skips the LLM steps)"),
+    train_seconds: float = typer.Option(30.0, "--train-seconds", min=1.0, help="training cap of each demo model (SASRec, lazy, DiffGRM)"),
     backend: Optional[str] = BACKEND_OPT,
     model: Optional[str] = MODEL_OPT,
 ) -> None:
@@ -149,7 +150,7 @@ def demo(
 
     console.rule("[bold]recsage demo")
     with console.status("running the demo pipeline (first run assembles the model and embeds items)"):
-        report = run_demo(data, out, llm=_llm_config(backend, model, None, None, False), n_llm_items=llm_items)
+        report = run_demo(data, out, llm=_llm_config(backend, model, None, None, False), n_llm_items=llm_items, train_seconds=train_seconds)
     sci = report["datasets"]["scientific-sample"]
     up = report["datasets"]["upworthy-sample"]
     console.print(
