@@ -159,7 +159,7 @@ class PairFeaturizer:
         if "text" in self.groups and s.text_embedding is not None:
             names += ["text.cos_last", "text.cos_mean", "text.cos_max"]
         if "tagcf" in self.groups and s.topics is not None:
-            names += ["tag.topic_cos", "tag.n_topics"] + (["tag.logic"] if s.topic_to_role is not None else [])
+            names += ["tag.topic_cos", "tag.n_topics"] + (["tag.logic"] if s.topic_to_role is not None else []) + ["tag.cos_last", "tag.tr_last", "tag.tr_hist"]
         if "reward" in self.groups and s.reward is not None:
             names += ["reward.title"]
         return names
@@ -228,6 +228,7 @@ class PairFeaturizer:
             cols += self._text(recent, safe)
         if "tagcf" in self.groups and s.topics is not None:
             cols += self._tags(recent, safe)
+            cols += self._topic_transitions(last, weights, safe)
         if "reward" in self.groups and s.reward is not None:
             cols.append(s.reward[safe].astype(np.float32))
         return np.stack(cols, axis=2).astype(np.float32)
@@ -236,6 +237,35 @@ class PairFeaturizer:
         if getattr(self, "_tt", None) is None or self._tt[0] is not self.knn_:
             self._tt = (self.knn_, self.knn_.transition_.T.tocsr())
         return self._tt[1]
+
+    def _topic_flow(self) -> np.ndarray:
+        """(n_topics, n_topics) P(next item's topic | this item's topic), from the training split's
+        item transitions: the topic-level view of "what follows what", which reaches items whose
+        own transitions are too sparse to count (most of a long-tail catalogue)."""
+        if getattr(self, "_flow", None) is None or self._flow[0] is not self.knn_:
+            t = sp.csr_matrix(self.signals.topics.astype(np.float64))
+            flow = np.asarray((t.T @ self.knn_.transition_ @ t).todense())
+            self._flow = (self.knn_, (flow / np.maximum(flow.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32))
+        return self._flow[1]
+
+    def _topic_transitions(self, last: np.ndarray, weights: sp.csr_matrix, safe: np.ndarray) -> list[np.ndarray]:
+        """Topic cosine with the last item, and how strongly the topics of the last item (and of the
+        recency-weighted history) lead to the candidate's topics in the training transitions."""
+        t = self.signals.topics.astype(np.float32)
+        flow = self._topic_flow()
+        tn = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
+        size = np.maximum(t.sum(axis=1), 1.0)
+        prof = np.asarray((weights @ sp.csr_matrix(t)).todense(), dtype=np.float32)
+        prof = (prof / np.maximum(prof.sum(axis=1, keepdims=True), 1e-12)) @ flow  # the history's next-topic distribution
+        b, w = safe.shape
+        out = [np.zeros((b, w), np.float32) for _ in range(3)]
+        for i in range(b):
+            c = t[safe[i]]
+            out[2][i] = c @ prof[i] / size[safe[i]]
+            if last[i] >= 0:
+                out[0][i] = tn[safe[i]] @ tn[last[i]]
+                out[1][i] = c @ (t[last[i]] @ flow) / size[safe[i]]
+        return out
 
     def _sid(self, recent: list[np.ndarray], safe: np.ndarray) -> list[np.ndarray]:
         codes = self.signals.sid_codes

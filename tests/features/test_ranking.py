@@ -40,6 +40,23 @@ def test_feature_groups_follow_the_name_prefix():
     assert feature_group("ret.sasrec.score") == "behaviour" and feature_group("tag.logic") == "tagcf" and feature_group("text.cos_last") == "text"
 
 
+def test_topic_transition_features_reach_items_without_their_own_transitions():
+    """Synthetic unit case: topic A is always followed by topic B in training, so after an A item a
+    B item the user never saw follow it (item 2) outranks an A item on `tag.tr_last`."""
+    from recsage.datasets.splits import SequenceSet
+
+    topics = np.array([[1, 0], [0, 1], [0, 1], [1, 0], [1, 1]], dtype=np.float32)  # items 0, 3: A; 1, 2: B; 4: both
+    train = SequenceSet(np.arange(3), [np.array([0, 1]), np.array([3, 1]), np.array([0, 1, 4])], n_items=5)
+    sig = ItemSignals(n_items=5, popularity=np.ones(5), recent_popularity=np.ones(5), topics=topics)
+    f = PairFeaturizer(sig, groups=("behaviour", "tagcf")).fit(train)
+    cands = generate_candidates({"fixed": _Fixed([0, 0, 3, 2, 1])}, [np.array([0])], n_candidates=4)
+    x, _, names = f.transform([np.array([0])], cands)
+    col = {n: x[:, i] for i, n in enumerate(names)}
+    by_item = {int(c): j for j, c in enumerate(cands.ids[0][cands.ids[0] >= 0])}
+    assert col["tr.last"][by_item[2]] == 0 and col["tag.tr_last"][by_item[2]] > col["tag.tr_last"][by_item[3]]
+    assert col["tag.cos_last"][by_item[3]] == pytest.approx(1.0) and col["tag.cos_last"][by_item[2]] == 0
+
+
 @pytest.fixture(scope="module")
 def ml(ml_prepared):
     return load_split(ml_prepared, "loo")
