@@ -157,7 +157,7 @@ class PairFeaturizer:
         if "sid" in self.groups and s.sid_codes is not None:
             names += ["sid.prefix_last", "sid.prefix_max", "sid.l1_share", "sid.l2_share"]
         if "text" in self.groups and s.text_embedding is not None:
-            names += ["text.cos_last", "text.cos_mean", "text.cos_max"]
+            names += ["text.cos_last", "text.cos_mean", "text.cos_max", "text.next_last", "text.next_hist"]
         if "tagcf" in self.groups and s.topics is not None:
             names += ["tag.topic_cos", "tag.n_topics"] + (["tag.logic"] if s.topic_to_role is not None else []) + ["tag.cos_last", "tag.tr_last", "tag.tr_hist"]
         if "reward" in self.groups and s.reward is not None:
@@ -226,6 +226,7 @@ class PairFeaturizer:
             cols += self._sid(recent, safe)
         if "text" in self.groups and s.text_embedding is not None:
             cols += self._text(recent, safe)
+            cols += self._text_next(last, weights, safe)
         if "tagcf" in self.groups and s.topics is not None:
             cols += self._tags(recent, safe)
             cols += self._topic_transitions(last, weights, safe)
@@ -265,6 +266,38 @@ class PairFeaturizer:
             if last[i] >= 0:
                 out[0][i] = tn[safe[i]] @ tn[last[i]]
                 out[1][i] = c @ (t[last[i]] @ flow) / size[safe[i]]
+        return out
+
+    def _text_map(self) -> np.ndarray:
+        """(d, d) ridge map from an item's text embedding to the embedding of what follows it, fit on
+        the training split's transitions: a "what comes next" in text space that scores items no
+        user has yet moved to (the long tail the co-occurrence features cannot see)."""
+        if getattr(self, "_tmap", None) is None or self._tmap[0] is not self.knn_:
+            e = self.signals.text_embedding.astype(np.float64)
+            tr = self.knn_.transition_.tocoo()
+            sw = np.sqrt(tr.data)[:, None]  # each source item's outgoing transitions weigh 1 in total
+            x, y = e[tr.row] * sw, e[tr.col] * sw
+            xx = x.T @ x
+            a = xx + np.eye(e.shape[1]) * max(np.trace(xx) / e.shape[1], 1e-6)  # ridge at the mean eigenvalue
+            self._tmap = (self.knn_, np.linalg.solve(a, x.T @ y).astype(np.float32))
+        return self._tmap[1]
+
+    def _text_next(self, last: np.ndarray, weights: sp.csr_matrix, safe: np.ndarray) -> list[np.ndarray]:
+        """Cosine between the candidate and the predicted next-item embedding, from the last item
+        and from the recency-weighted history."""
+        e = self.signals.text_embedding.astype(np.float32)
+        m = self._text_map()
+        hist = np.asarray(weights @ e, dtype=np.float32) @ m
+        lst = np.where((last >= 0)[:, None], e[np.maximum(last, 0)], 0.0) @ m
+
+        def unit(v: np.ndarray) -> np.ndarray:
+            return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+        hist, lst = unit(hist), unit(lst)
+        out = [np.zeros(safe.shape, np.float32) for _ in range(2)]
+        for i in range(len(safe)):  # one query at a time: (width, d) instead of (batch, width, d)
+            c = e[safe[i]]
+            out[0][i], out[1][i] = c @ lst[i], c @ hist[i]
         return out
 
     def _sid(self, recent: list[np.ndarray], safe: np.ndarray) -> list[np.ndarray]:

@@ -141,6 +141,7 @@ FEATURE_WORDS = {
     "sid.prefix_last": "semantic-ID prefix shared with your last item", "sid.prefix_max": "semantic-ID prefix shared with your history",
     "sid.l1_share": "share of your history in its top semantic-ID branch", "sid.l2_share": "share of your history in its semantic-ID sub-branch",
     "text.cos_last": "text similarity to your last item", "text.cos_mean": "text similarity to your history", "text.cos_max": "closest text match in your history",
+    "text.next_last": "text match with what usually follows your last item", "text.next_hist": "text match with what usually follows your history",
     "tag.topic_cos": "topic overlap with your history", "tag.n_topics": "its number of topics", "tag.logic": "your roles' topics (TagCF logic graph)",
     "tag.cos_last": "topic overlap with your last item", "tag.tr_last": "how often its topics follow your last item's topics",
     "tag.tr_hist": "how often its topics follow your history's topics",

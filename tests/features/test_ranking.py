@@ -57,6 +57,23 @@ def test_topic_transition_features_reach_items_without_their_own_transitions():
     assert col["tag.cos_last"][by_item[3]] == pytest.approx(1.0) and col["tag.cos_last"][by_item[2]] == 0
 
 
+def test_text_next_features_follow_the_training_transitions():
+    """Synthetic unit case: in training, text direction x is always followed by direction y, so after
+    an x item a y item nobody moved to from it (item 2) gets the higher `text.next_last`."""
+    from recsage.datasets.splits import SequenceSet
+
+    emb = np.array([[1, 0, 0], [0, 1, 0], [0, 0.9, 0.436], [0.9, 0, 0.436], [0, 0, 1]], dtype=np.float32)
+    train = SequenceSet(np.arange(3), [np.array([0, 1]), np.array([3, 1]), np.array([0, 1, 4])], n_items=5)
+    sig = ItemSignals(n_items=5, popularity=np.ones(5), recent_popularity=np.ones(5), text_embedding=emb)
+    f = PairFeaturizer(sig, groups=("behaviour", "text")).fit(train)
+    cands = generate_candidates({"fixed": _Fixed([0, 0, 3, 2, 1])}, [np.array([0])], n_candidates=4)
+    x, _, names = f.transform([np.array([0])], cands)
+    col = {n: x[:, i] for i, n in enumerate(names)}
+    by_item = {int(c): j for j, c in enumerate(cands.ids[0][cands.ids[0] >= 0])}
+    assert col["tr.last"][by_item[2]] == 0 and col["text.next_last"][by_item[2]] > col["text.next_last"][by_item[3]]
+    assert col["text.cos_last"][by_item[3]] > col["text.cos_last"][by_item[2]]  # plain similarity says the opposite
+
+
 @pytest.fixture(scope="module")
 def ml(ml_prepared):
     return load_split(ml_prepared, "loo")
