@@ -256,6 +256,7 @@ def recommend_part(datasets: list[str], seeds: list[int], minutes: float, tag_lo
                                             "stopped_by_time", "train_seconds")}
                 row["chosen"] = {k: v["value"] for k, v in res.get("defaults", {}).get("chosen", {}).items()}
                 rows.append(row)
+                done_path.parent.mkdir(parents=True, exist_ok=True)
                 with open(done_path, "a") as f:
                     f.write(json.dumps(row) + "\n")
                 print({k: row[k] for k in ("dataset", "method", "seed", "ndcg@10", "recall@10", "best_epoch", "stopped_by_time", "seconds")}, flush=True)
