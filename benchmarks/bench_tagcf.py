@@ -274,6 +274,13 @@ def recommend_part(datasets: list[str], seeds: list[int], minutes: float, tag_lo
     done = read_runs(done_path)
     latest = {(r["dataset"], r["method"], r["seed"]): r for r in done}
     rows += [r for k, r in latest.items() if k not in seen]
+    # and the committed rows of the datasets this run left out (a fresh machine has no runs file): a
+    # Scientific-only rerun must not drop the MovieLens rows (rows of a rerun dataset may be stale: new tags)
+    seen |= set(latest)
+    committed = REPO / "benchmarks" / "results" / "bench_tagcf.json"
+    old = json.loads(committed.read_text()) if committed.exists() else []
+    rows += [r for r in old if r.get("task") in ("recommend", "extraction") and r["dataset"] not in datasets
+             and (r["task"] == "extraction" or (r["dataset"], r["method"], r["seed"]) not in seen)]
     summary = lift_summary([r for r in rows if r["task"] == "recommend"])
     print_table(summary, ["dataset", "method", "seeds", "recall@10", "recall@10_std", "ndcg@10", "ndcg@10_std", "ndcg@10_lift", "ndcg@10_lift_std",
                           "recall@10_lift", "recall@10_lift_std", "coverage@20", "seconds"],

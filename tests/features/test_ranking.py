@@ -40,38 +40,36 @@ def test_feature_groups_follow_the_name_prefix():
     assert feature_group("ret.sasrec.score") == "behaviour" and feature_group("tag.logic") == "tagcf" and feature_group("text.cos_last") == "text"
 
 
-def test_topic_transition_features_reach_items_without_their_own_transitions():
-    """Synthetic unit case: topic A is always followed by topic B in training, so after an A item a
-    B item the user never saw follow it (item 2) outranks an A item on `tag.tr_last`."""
+def _features_after_item_0(group: str, **signal) -> dict[str, dict[int, float]]:
+    """Synthetic unit case shared by the "what follows" tests: items 0 and 3 are always followed by
+    item 1 in training, item 2 never follows anything; the features of one query (history [0]) per
+    candidate item, by feature name."""
     from recsage.datasets.splits import SequenceSet
 
-    topics = np.array([[1, 0], [0, 1], [0, 1], [1, 0], [1, 1]], dtype=np.float32)  # items 0, 3: A; 1, 2: B; 4: both
     train = SequenceSet(np.arange(3), [np.array([0, 1]), np.array([3, 1]), np.array([0, 1, 4])], n_items=5)
-    sig = ItemSignals(n_items=5, popularity=np.ones(5), recent_popularity=np.ones(5), topics=topics)
-    f = PairFeaturizer(sig, groups=("behaviour", "tagcf")).fit(train)
+    sig = ItemSignals(n_items=5, popularity=np.ones(5), recent_popularity=np.ones(5), **signal)
+    f = PairFeaturizer(sig, groups=("behaviour", group)).fit(train)
     cands = generate_candidates({"fixed": _Fixed([0, 0, 3, 2, 1])}, [np.array([0])], n_candidates=4)
     x, _, names = f.transform([np.array([0])], cands)
-    col = {n: x[:, i] for i, n in enumerate(names)}
-    by_item = {int(c): j for j, c in enumerate(cands.ids[0][cands.ids[0] >= 0])}
-    assert col["tr.last"][by_item[2]] == 0 and col["tag.tr_last"][by_item[2]] > col["tag.tr_last"][by_item[3]]
-    assert col["tag.cos_last"][by_item[3]] == pytest.approx(1.0) and col["tag.cos_last"][by_item[2]] == 0
+    items = [int(c) for c in cands.ids[0] if c >= 0]
+    return {n: dict(zip(items, x[:, i].tolist())) for i, n in enumerate(names)}
+
+
+def test_topic_transition_features_reach_items_without_their_own_transitions():
+    """Topic A (items 0, 3) is always followed by topic B (items 1, 2), so after an A item the B
+    item nobody moved to (item 2) outranks an A item on `tag.tr_last`."""
+    col = _features_after_item_0("tagcf", topics=np.array([[1, 0], [0, 1], [0, 1], [1, 0], [1, 1]], dtype=np.float32))
+    assert col["tr.last"][2] == 0 and col["tag.tr_last"][2] > col["tag.tr_last"][3]
+    assert col["tag.cos_last"][3] == pytest.approx(1.0) and col["tag.cos_last"][2] == 0
 
 
 def test_text_next_features_follow_the_training_transitions():
-    """Synthetic unit case: in training, text direction x is always followed by direction y, so after
-    an x item a y item nobody moved to from it (item 2) gets the higher `text.next_last`."""
-    from recsage.datasets.splits import SequenceSet
-
+    """Text direction x (items 0, 3) is always followed by direction y (item 1), so after an x item
+    the y-like item nobody moved to (item 2) gets the higher `text.next_last`."""
     emb = np.array([[1, 0, 0], [0, 1, 0], [0, 0.9, 0.436], [0.9, 0, 0.436], [0, 0, 1]], dtype=np.float32)
-    train = SequenceSet(np.arange(3), [np.array([0, 1]), np.array([3, 1]), np.array([0, 1, 4])], n_items=5)
-    sig = ItemSignals(n_items=5, popularity=np.ones(5), recent_popularity=np.ones(5), text_embedding=emb)
-    f = PairFeaturizer(sig, groups=("behaviour", "text")).fit(train)
-    cands = generate_candidates({"fixed": _Fixed([0, 0, 3, 2, 1])}, [np.array([0])], n_candidates=4)
-    x, _, names = f.transform([np.array([0])], cands)
-    col = {n: x[:, i] for i, n in enumerate(names)}
-    by_item = {int(c): j for j, c in enumerate(cands.ids[0][cands.ids[0] >= 0])}
-    assert col["tr.last"][by_item[2]] == 0 and col["text.next_last"][by_item[2]] > col["text.next_last"][by_item[3]]
-    assert col["text.cos_last"][by_item[3]] > col["text.cos_last"][by_item[2]]  # plain similarity says the opposite
+    col = _features_after_item_0("text", text_embedding=emb)
+    assert col["tr.last"][2] == 0 and col["text.next_last"][2] > col["text.next_last"][3]
+    assert col["text.cos_last"][3] > col["text.cos_last"][2]  # plain similarity says the opposite
 
 
 @pytest.fixture(scope="module")
