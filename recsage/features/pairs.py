@@ -234,20 +234,28 @@ class PairFeaturizer:
             cols.append(s.reward[safe].astype(np.float32))
         return np.stack(cols, axis=2).astype(np.float32)
 
+    def _derived(self, key: str, build):
+        """A value computed once from the fitted item-kNN (its transitions) and reused by every
+        batch; rebuilt when `fit`/`fit_from` installs another item-kNN."""
+        cache = self.__dict__.setdefault("_derived_cache", {})
+        if key not in cache or cache[key][0] is not self.knn_:
+            cache[key] = (self.knn_, build())
+        return cache[key][1]
+
     def _reverse_transitions(self) -> sp.csr_matrix:
-        if getattr(self, "_tt", None) is None or self._tt[0] is not self.knn_:
-            self._tt = (self.knn_, self.knn_.transition_.T.tocsr())
-        return self._tt[1]
+        return self._derived("reverse_transitions", lambda: self.knn_.transition_.T.tocsr())
 
     def _topic_flow(self) -> np.ndarray:
         """(n_topics, n_topics) P(next item's topic | this item's topic), from the training split's
         item transitions: the topic-level view of "what follows what", which reaches items whose
         own transitions are too sparse to count (most of a long-tail catalogue)."""
-        if getattr(self, "_flow", None) is None or self._flow[0] is not self.knn_:
+
+        def build() -> np.ndarray:
             t = sp.csr_matrix(self.signals.topics.astype(np.float64))
             flow = np.asarray((t.T @ self.knn_.transition_ @ t).todense())
-            self._flow = (self.knn_, (flow / np.maximum(flow.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32))
-        return self._flow[1]
+            return (flow / np.maximum(flow.sum(axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+        return self._derived("topic_flow", build)
 
     def _topic_transitions(self, last: np.ndarray, weights: sp.csr_matrix, safe: np.ndarray) -> list[np.ndarray]:
         """Topic cosine with the last item, and how strongly the topics of the last item (and of the
@@ -256,7 +264,7 @@ class PairFeaturizer:
         flow = self._topic_flow()
         tn = t / np.maximum(np.linalg.norm(t, axis=1, keepdims=True), 1e-12)
         size = np.maximum(t.sum(axis=1), 1.0)
-        prof = np.asarray((weights @ sp.csr_matrix(t)).todense(), dtype=np.float32)
+        prof = np.asarray(weights @ t, dtype=np.float32)
         prof = (prof / np.maximum(prof.sum(axis=1, keepdims=True), 1e-12)) @ flow  # the history's next-topic distribution
         b, w = safe.shape
         out = [np.zeros((b, w), np.float32) for _ in range(3)]
@@ -272,15 +280,17 @@ class PairFeaturizer:
         """(d, d) ridge map from an item's text embedding to the embedding of what follows it, fit on
         the training split's transitions: a "what comes next" in text space that scores items no
         user has yet moved to (the long tail the co-occurrence features cannot see)."""
-        if getattr(self, "_tmap", None) is None or self._tmap[0] is not self.knn_:
+
+        def build() -> np.ndarray:
             e = self.signals.text_embedding.astype(np.float64)
             tr = self.knn_.transition_.tocoo()
             sw = np.sqrt(tr.data)[:, None]  # each source item's outgoing transitions weigh 1 in total
             x, y = e[tr.row] * sw, e[tr.col] * sw
             xx = x.T @ x
             a = xx + np.eye(e.shape[1]) * max(np.trace(xx) / e.shape[1], 1e-6)  # ridge at the mean eigenvalue
-            self._tmap = (self.knn_, np.linalg.solve(a, x.T @ y).astype(np.float32))
-        return self._tmap[1]
+            return np.linalg.solve(a, x.T @ y).astype(np.float32)
+
+        return self._derived("text_map", build)
 
     def _text_next(self, last: np.ndarray, weights: sp.csr_matrix, safe: np.ndarray) -> list[np.ndarray]:
         """Cosine between the candidate and the predicted next-item embedding, from the last item
