@@ -18,6 +18,7 @@ from recsage.core.errors import InvalidInputError, NotFittedError
 from recsage.evaluation.metrics import top_k
 from recsage.features.signals import ItemSignals
 from recsage.recmodels.base import check_histories, exclude_history
+from recsage.recmodels.embedding_knn import next_item_map
 from recsage.recmodels.itemknn import ItemKNNConfig, ItemKNNRecommender, recency_query
 
 GROUPS = ("behaviour", "sid", "text", "tagcf", "reward")
@@ -28,7 +29,7 @@ def feature_group(name: str) -> str:
     """`ret.sasrec.score` → behaviour; `sid.prefix_last` → sid; … (the prefix before the first dot;
     LightGBM refuses ':' and other JSON characters in feature names)."""
     head = name.split(".", 1)[0]
-    if name.startswith("ret.textknn."):  # the text-embedding retriever's scores are a text signal
+    if name.startswith(("ret.textknn.", "ret.textnext.")):  # the text-embedding retrievers' scores are a text signal
         return "text"
     return {"ret": "behaviour", "co": "behaviour", "tr": "behaviour", "item": "behaviour", "user": "behaviour", "tag": "tagcf"}.get(head, head)
 
@@ -282,13 +283,7 @@ class PairFeaturizer:
         user has yet moved to (the long tail the co-occurrence features cannot see)."""
 
         def build() -> np.ndarray:
-            e = self.signals.text_embedding.astype(np.float64)
-            tr = self.knn_.transition_.tocoo()
-            sw = np.sqrt(tr.data)[:, None]  # each source item's outgoing transitions weigh 1 in total
-            x, y = e[tr.row] * sw, e[tr.col] * sw
-            xx = x.T @ x
-            a = xx + np.eye(e.shape[1]) * max(np.trace(xx) / e.shape[1], 1e-6)  # ridge at the mean eigenvalue
-            return np.linalg.solve(a, x.T @ y).astype(np.float32)
+            return next_item_map(self.signals.text_embedding, self.knn_.transition_)
 
         return self._derived("text_map", build)
 

@@ -47,3 +47,24 @@ def test_unknown_recommender_lists_known_names():
         RECOMMENDERS.get("tiger-xl")
     known = str(e.value).split("known: ")[1]  # every registered model, whichever modules this session imported
     assert all(name in known for name in ("generative", "itemknn", "popularity", "sasrec"))
+
+
+def test_text_next_retriever_follows_the_transitions_not_the_similarity(tmp_path):
+    """Synthetic: item i is always followed by item i+10 (their vectors unrelated), so "more like
+    the last item" misses the next one and the mapped "what comes next" query finds it."""
+    from recsage.datasets.splits import SequenceSet
+    from recsage.recmodels.embedding_knn import EmbeddingKNNConfig, EmbeddingKNNRecommender
+    from recsage.recmodels.saved import load_recommender
+
+    rng = np.random.default_rng(0)
+    n = 40
+    vectors = rng.normal(size=(n, 64)).astype(np.float32)
+    seqs = [np.array([i, i + 10, i + 20, i + 30]) for i in range(10) for _ in range(3)]
+    train = SequenceSet(np.arange(len(seqs)), seqs, n)
+    plain = EmbeddingKNNRecommender(vectors).fit(train)
+    nxt = EmbeddingKNNRecommender(vectors, EmbeddingKNNConfig(predict_next=True)).fit(train)
+    hist = [np.array([3])]
+    assert plain.recommend(hist, k=1)[0][0, 0] != 13
+    assert nxt.recommend(hist, k=1)[0][0, 0] == 13
+    back = load_recommender(nxt.save_pretrained(tmp_path / "m"))
+    np.testing.assert_allclose(back.score(hist), nxt.score(hist), rtol=1e-6)
