@@ -125,7 +125,7 @@ def sasrec_retriever(work: Path, key: str, seed: int, minutes: float, threads: i
     return sas, {**row, "reused": False}
 
 
-def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int, threads: int = 2) -> list[dict]:
+def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int, threads: int = 2, select_groups: bool = False) -> list[dict]:
     import torch
 
     from recsage.core.seeding import set_seed
@@ -181,7 +181,7 @@ def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int, thre
             seen.add(g)
             steps.append((label, list(g)))
     retrievers = {**fitted, "sasrec": sas}
-    abl = ablation(retrievers, featurizer, split, steps, n_candidates=n_candidates, seed=seed, select_last=True)
+    abl = ablation(retrievers, featurizer, split, steps, n_candidates=n_candidates, seed=seed, select_last=select_groups)
     for r in abl:
         rows.append({**base, **r, "retrievers": list(retrievers), "n_candidates": n_candidates, "sasrec_recipe": SASREC_RECIPE})
     for r in rows:
@@ -222,6 +222,7 @@ def main() -> None:
     ap.add_argument("--results", default="bench_ranking", help="results file name (parallel runs: one each, merged after)")
     ap.add_argument("--candidates", type=int, default=100, help="top-N per retriever")
     ap.add_argument("--workdir", default=str(REPO / ".recsage" / "bench-ranking"))
+    ap.add_argument("--select-groups", action="store_true", help="add the row whose groups 3-fold CV chooses (25+ min of LightGBM fits per Scientific run)")
     ap.add_argument("--merge", default="", help="results files of parallel runs to merge into --results (no runs then)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
@@ -229,7 +230,7 @@ def main() -> None:
     work = Path(a.workdir)
     if a.one:
         key, seed = a.one.split(":")
-        Path(a.out).write_text(json.dumps(one(key, int(seed), work, a.minutes, a.candidates, a.threads), default=str))
+        Path(a.out).write_text(json.dumps(one(key, int(seed), work, a.minutes, a.candidates, a.threads, a.select_groups), default=str))
         return
     path = REPO / "benchmarks" / "results" / f"{a.results}.json"
     rows = [r for r in (json.loads(path.read_text()) if path.exists() else []) if "seed" in r]
@@ -241,7 +242,7 @@ def main() -> None:
             print(f"== {key} seed {seed}", flush=True)
             with tempfile.NamedTemporaryFile(suffix=".json") as f:
                 subprocess.run([sys.executable, __file__, "--one", f"{key}:{seed}", "--out", f.name, "--workdir", str(work), "--minutes", str(a.minutes),
-                                "--candidates", str(a.candidates), "--threads", str(a.threads)], check=True)
+                                "--candidates", str(a.candidates), "--threads", str(a.threads)] + (["--select-groups"] if a.select_groups else []), check=True)
                 new = json.loads(Path(f.name).read_text())
             rows = [r for r in rows if run_key(r) != (key, seed)] + new
             write_results(a.results, rows + [{**s, "summary": True} for s in summarise(rows)])

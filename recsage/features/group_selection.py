@@ -41,12 +41,10 @@ def cv_ndcg(data: Any, targets: np.ndarray, names: Sequence[str], config: Lambda
             folds: int = 3, seed: int = 0, k: int = 10) -> float:
     """Mean NDCG@k of `names` over user-level folds of the query set: each fold's queries scored by
     a ranker trained on the other folds (all queries count; those whose candidates miss the target score 0)."""
-    from recsage.features.two_stage import fit_ranker
+    from recsage.features.two_stage import fit_ranker, user_folds
 
     n = len(targets)
-    users = np.unique(user_ids)
-    fold_of_user = dict(zip(users.tolist(), (np.random.default_rng(seed).permutation(len(users)) % folds).tolist()))
-    fold = np.array([fold_of_user[int(u)] for u in user_ids])
+    fold = user_folds(np.asarray(user_ids), folds, seed)
     labels = data.labels(targets)
     x = data.columns(names)
     total = 0.0
@@ -64,8 +62,12 @@ def select_groups(data: Any, targets: np.ndarray, config: LambdaRankerConfig, *,
     if folds < 2:
         raise InvalidInputError(f"group selection needs at least 2 folds, got {folds}", field="folds")
     present = [g for g in dict.fromkeys(feature_group(n) for n in data.names) if groups is None or g in groups]
-    # every fold trains the kind of model (compact or early-stopped) the full query set gets
+    from recsage.features.two_stage import with_cv_rounds
+
+    # every fold trains the kind of model (compact or early-stopped) the full query set gets, and
+    # a compact one the number of rounds CV chose for every present group (not a CV inside each fold)
     compact = LambdaRanker(config).is_compact(int(np.unique(data.query[data.labels(targets) > 0]).size))
+    config = with_cv_rounds(data, targets, [n for n in data.names if feature_group(n) in present], config, user_ids=user_ids, seed=seed)
     cfg = replace(config, compact_below_queries=10**12 if compact else 0)
 
     def score(gs: list[str]) -> float:

@@ -108,7 +108,34 @@ def fit_ranker(data: RankingData, targets: np.ndarray, feature_names: Sequence[s
         rows = mask[data.query]
         sets.append((x[rows], y[rows], group_slices(data.query[rows])))
     valid = sets[1] if len(sets[1][0]) else None
-    return LambdaRanker(config).fit(*sets[0], feature_names=list(feature_names), valid=valid)
+    trained = np.unique(data.query[(has_pos & ~is_held)[data.query]])  # the training groups' queries, in order
+    folds = user_folds(np.asarray(user_ids)[trained], config.compact_cv_folds, seed)
+    return LambdaRanker(config).fit(*sets[0], feature_names=list(feature_names), valid=valid, query_folds=folds)
+
+
+def user_folds(user_ids: np.ndarray, folds: int, seed: int = 0) -> np.ndarray:
+    """A fold number per query, the same for every query of one user (no user on both sides)."""
+    users = np.unique(user_ids)
+    fold_of_user = dict(zip(users.tolist(), (np.random.default_rng(seed).permutation(len(users)) % folds).tolist()))
+    return np.array([fold_of_user[int(u)] for u in user_ids], dtype=np.int64)
+
+
+def with_cv_rounds(data: RankingData, targets: np.ndarray, feature_names: Sequence[str], config: LambdaRankerConfig, *,
+                   user_ids: np.ndarray, seed: int = 0) -> LambdaRankerConfig:
+    """`config` with the compact model's rounds fixed to the CV choice on these features, so that
+    several rankers (ablation steps, group-selection folds) share one budget instead of each
+    choosing its own; unchanged when the model is not compact or its rounds are already fixed."""
+    from dataclasses import replace
+
+    y = data.labels(targets)
+    pos = np.unique(data.query[y > 0])
+    ranker = LambdaRanker(config)
+    if config.compact_rounds > 0 or not ranker.is_compact(len(pos)):
+        return config
+    rows = np.isin(data.query, pos)
+    rounds, _ = ranker.cv_rounds(data.columns(feature_names)[rows], y[rows], group_slices(data.query[rows]),
+                                 user_folds(np.asarray(user_ids)[pos], config.compact_cv_folds, seed))
+    return replace(config, compact_rounds=rounds)
 
 
 class TwoStageRecommender:

@@ -25,8 +25,9 @@ from recsage.recmodels.saved import load_recommender
 
 # cheap retrievers fitted on the training split by the ranking stage itself: co-occurrence kNN,
 # popularity, nearest neighbours by MiniLM text embedding (needs --features with text) and by
-# collaborative vectors (co-occurrence SVD of the training sequences)
-FITTED_HERE = ("itemknn", "popularity", "textknn", "cfknn")
+# collaborative vectors (co-occurrence SVD of the training sequences), and by the predicted
+# next item's text embedding (`textnext`: a ridge map fitted on the training transitions)
+FITTED_HERE = ("itemknn", "popularity", "textknn", "textnext", "cfknn")
 
 
 def parse_retrievers(spec: str | Sequence[str]) -> list[tuple[str, str | None]]:
@@ -47,15 +48,15 @@ def parse_retrievers(spec: str | Sequence[str]) -> list[tuple[str, str | None]]:
 
 def fit_retrievers(specs: list[tuple[str, str | None]], split: Split, signals: ItemSignals | None = None) -> dict[str, Any]:
     """Cheap retrievers fitted on the training split; saved ones loaded and checked against it."""
-    from recsage.recmodels.embedding_knn import EmbeddingKNNRecommender
+    from recsage.recmodels.embedding_knn import EmbeddingKNNConfig, EmbeddingKNNRecommender
     from recsage.tokenizers.item_vectors import collaborative_vectors
 
     out = {}
     for name, path in specs:
-        if path is None and name == "textknn":
+        if path is None and name in ("textknn", "textnext"):
             if signals is None or signals.text_embedding is None:
-                raise InvalidInputError("textknn needs item text embeddings: pass --features built from a dataset with item text", field="retrievers")
-            out[name] = EmbeddingKNNRecommender(signals.text_embedding).fit(split.train)
+                raise InvalidInputError(f"{name} needs item text embeddings: pass --features built from a dataset with item text", field="retrievers")
+            out[name] = EmbeddingKNNRecommender(signals.text_embedding, EmbeddingKNNConfig(predict_next=name == "textnext")).fit(split.train)
             continue
         if path is None and name == "cfknn":
             out[name] = EmbeddingKNNRecommender(collaborative_vectors(split.train.sequences, split.n_items, dim=64)).fit(split.train)
@@ -173,13 +174,18 @@ def ablation(retrievers: dict[str, Any], featurizer: PairFeaturizer, split: Spli
     (`select_groups`), the ranker a user gets with `--select-groups`."""
     from recsage.features.group_selection import select_groups
     from recsage.features.pairs import group_shares
-    from recsage.features.two_stage import fit_ranker
+    from recsage.features.two_stage import fit_ranker, with_cv_rounds
 
     valid = build_ranking_data(retrievers, featurizer, split.valid.histories, n_candidates, split.exclude_seen)
     test = build_ranking_data(retrievers, featurizer, split.test.histories, n_candidates, split.exclude_seen)
     rows = []
     config = LambdaRankerConfig(seed=seed, **(ranker or {}))
     steps = list(steps)
+    if steps:  # one CV-chosen budget for every step, on the richest one's features: the steps differ only in columns
+        t = time.perf_counter()
+        config = with_cv_rounds(valid, split.valid.targets, [n for n in valid.names if feature_group(n) in steps[-1][1]], config,
+                                user_ids=split.valid.user_ids, seed=seed)
+        rounds_s = time.perf_counter() - t
     selection: list[dict[str, Any]] | None = None
     if select_last and steps:
         t = time.perf_counter()
@@ -194,7 +200,8 @@ def ablation(retrievers: dict[str, Any], featurizer: PairFeaturizer, split: Spli
         scores = r.predict(test.columns(names))
         rows.append({"method": f"ranker: {label}", "groups": groups, "n_features": len(names), **ranking_metrics(test, scores, split.test.targets, ks),
                      f"candidate_recall@{n_candidates}": test.candidates.recall(split.test.targets), "best_iteration": r.best_iteration_,
-                     "ranker_seconds": round(time.perf_counter() - t, 1), "gain_share": {g: round(v, 4) for g, v in group_shares(r.feature_importance()).items()}})
+                     "ranker_seconds": round(time.perf_counter() - t, 1), "compact_rounds": config.compact_rounds, "rounds_cv_seconds": round(rounds_s, 1),
+                     "gain_share": {g: round(v, 4) for g, v in group_shares(r.feature_importance()).items()}})
     if selection is not None:
         rows[-1].update({"group_selection": selection, "selection_seconds": round(selection_s, 1)})
     return rows

@@ -32,11 +32,18 @@ class LambdaRankerConfig(ConfigMixin):
     lambdarank_truncation_level: int = 100  # pairs below this rank get no gradient (100 measured better than 20 on Beauty)
     early_stopping_rounds: int = 40
     min_iterations: int = 30  # the early-stopping slice can be a few dozen queries: never keep fewer trees
-    # Below this many training queries: a compact model with a fixed number of rounds and no
-    # early stopping. On ML-100K (~550 usable validation queries) a 10% early-stopping slice is ~55
-    # queries, and the iteration it picked swung NDCG@10 between .08 and .12 across seeds.
+    # Below this many training queries: a compact model and no early-stopping slice. On ML-100K
+    # (~550 usable validation queries) a 10% slice is ~55 queries, and the iteration it picked
+    # swung NDCG@10 between .08 and .12 across seeds. Its number of rounds is chosen by k-fold
+    # cross-validation over all the training queries instead (`compact_rounds=0`), because the right
+    # number differs by data: a fixed 100 rounds underfit Scientific (~3,500 queries; the CV curve
+    # still rose at 600) and 300 overfit ML-100K (its CV curve peaks near 50).
     compact_below_queries: int = 5000
-    compact_rounds: int = 100
+    compact_rounds: int = 0  # 0: chosen by CV (up to compact_max_rounds); > 0: fixed
+    compact_max_rounds: int = 400
+    compact_cv_folds: int = 3
+    compact_num_leaves: int = 7
+    compact_learning_rate: float = 0.05
     eval_at: int = 10
     n_threads: int = 2
     seed: int = 0
@@ -54,7 +61,8 @@ class LambdaRanker:
 
     def _params(self, n_queries: int) -> dict[str, Any]:
         c = self.config
-        compact = {"num_leaves": 7, "min_child_samples": 10, "learning_rate": 0.02, "feature_fraction": 0.6} if self.is_compact(n_queries) else {}
+        compact = ({"num_leaves": c.compact_num_leaves, "min_child_samples": 10, "learning_rate": c.compact_learning_rate, "feature_fraction": 0.6}
+                   if self.is_compact(n_queries) else {})
         return {
             "objective": "lambdarank", "metric": "ndcg", "eval_at": [c.eval_at], "learning_rate": c.learning_rate,
             "num_leaves": c.num_leaves, "min_child_samples": c.min_child_samples, "feature_fraction": c.feature_fraction,
@@ -63,7 +71,9 @@ class LambdaRanker:
         } | compact
 
     def fit(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray, feature_names: list[str],
-            valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None) -> LambdaRanker:
+            valid: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None, query_folds: np.ndarray | None = None) -> LambdaRanker:
+        """`query_folds`: a fold number per query (e.g. by user) for choosing a compact model's rounds;
+        random query folds when not given."""
         import lightgbm as lgb
 
         x = np.asarray(x, dtype=np.float32)
@@ -73,19 +83,22 @@ class LambdaRanker:
             raise InvalidInputError(f"group sizes sum to {int(np.sum(groups))} and labels number {len(y)}, rows {len(x)}", field="groups")
         if not np.any(y > 0):
             raise InvalidInputError("no positive label in the training queries (no candidate set contains its target)", field="labels")
-        train = lgb.Dataset(x, label=y, group=groups, feature_name=list(feature_names), free_raw_data=True)
-        sets, names, callbacks = [train], ["train"], []
         self.compact_ = self.is_compact(len(groups))
+        self.params_ = self._params(len(groups))
+        rounds = self.config.n_estimators
         if self.compact_:
             valid = None
+            rounds = self.config.compact_rounds
+            if rounds <= 0:
+                rounds, self.cv_curve_ = self.cv_rounds(x, y, groups, query_folds)
+        train = lgb.Dataset(x, label=y, group=groups, feature_name=list(feature_names), free_raw_data=True)
+        sets, names, callbacks = [], [], []
         if valid is not None:
             sets.append(lgb.Dataset(np.asarray(valid[0], dtype=np.float32), label=valid[1], group=valid[2], reference=train))
             names.append("valid")
             callbacks.append(lgb.early_stopping(self.config.early_stopping_rounds, verbose=False))
         evals: dict = {}
         callbacks.append(lgb.record_evaluation(evals))
-        self.params_ = self._params(len(groups))
-        rounds = self.config.compact_rounds if self.compact_ else self.config.n_estimators
         self.booster_ = lgb.train(self.params_, train, num_boost_round=rounds, valid_sets=sets, valid_names=names,
                                   callbacks=callbacks)
         self.feature_names_ = list(feature_names)
@@ -97,6 +110,36 @@ class LambdaRanker:
         else:
             self.best_iteration_ = int(self.booster_.current_iteration())
         return self
+
+    def cv_rounds(self, x: np.ndarray, y: np.ndarray, groups: np.ndarray, query_folds: np.ndarray | None = None) -> tuple[int, list[float]]:
+        """The compact model's number of rounds: the peak of the k-fold cross-validated NDCG curve
+        (each fold's held-out queries scored by LightGBM at every round, weighted by their count).
+        LightGBM's NDCG counts a query without a positive as 1; the caller's queries all have one."""
+        import lightgbm as lgb
+
+        c = self.config
+        groups = np.asarray(groups)
+        if query_folds is None:
+            query_folds = np.random.default_rng(c.seed).permutation(len(groups)) % c.compact_cv_folds
+        query_folds = np.asarray(query_folds)
+        if len(query_folds) != len(groups):
+            raise InvalidInputError(f"{len(query_folds)} query folds for {len(groups)} queries", field="query_folds")
+        row_fold = np.repeat(query_folds, groups)
+        params = self._params(len(groups))
+        total = np.zeros(c.compact_max_rounds)
+        for f in np.unique(query_folds):
+            held = row_fold == f
+            if held.all():
+                continue
+            train = lgb.Dataset(x[~held], label=y[~held], group=groups[query_folds != f], free_raw_data=True)
+            test = lgb.Dataset(x[held], label=y[held], group=groups[query_folds == f], reference=train)
+            evals: dict = {}
+            lgb.train(params, train, num_boost_round=c.compact_max_rounds, valid_sets=[test], valid_names=["cv"],
+                      callbacks=[lgb.record_evaluation(evals)])
+            total += np.asarray(evals["cv"][f"ndcg@{c.eval_at}"]) * int((query_folds == f).sum())
+        curve = total / max(len(groups), 1)
+        floor = min(c.min_iterations, len(curve))
+        return floor + int(np.argmax(curve[floor - 1 :])), [round(float(v), 5) for v in curve]
 
     def _check(self, x: np.ndarray) -> np.ndarray:
         if not hasattr(self, "booster_"):

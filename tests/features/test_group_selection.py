@@ -55,3 +55,24 @@ def test_selection_keeps_evidence_and_drops_noise_on_real_queries(valid_data):
     assert select_groups(noisy, split.valid.targets, config, user_ids=split.valid.user_ids, groups=["behaviour"])[0] == ["behaviour"]
     with pytest.raises(InvalidInputError, match="2 folds"):
         select_groups(noisy, split.valid.targets, replace(config), user_ids=split.valid.user_ids, folds=1)
+
+
+def test_compact_rounds_are_chosen_by_cv_over_user_folds(valid_data):
+    """`compact_rounds=0`: the compact ranker's rounds come from the peak of a k-fold CV curve on
+    its own training queries, and one choice can be fixed for several rankers (`with_cv_rounds`)."""
+    from recsage.features.two_stage import fit_ranker, user_folds, with_cv_rounds
+    from recsage.recmodels.ranker import LambdaRanker
+
+    split, data = valid_data
+    config = LambdaRankerConfig(compact_max_rounds=60, min_iterations=5)
+    ranker = fit_ranker(data, split.valid.targets, data.names, config, user_ids=split.valid.user_ids)
+    assert ranker.compact_ and len(ranker.cv_curve_) == 60
+    assert 5 <= ranker.booster_.current_iteration() <= 60
+    assert ranker.booster_.current_iteration() == 5 + int(np.argmax(ranker.cv_curve_[4:]))
+    fixed = with_cv_rounds(data, split.valid.targets, data.names, config, user_ids=split.valid.user_ids)
+    assert fixed.compact_rounds == ranker.booster_.current_iteration()  # same folds, same choice
+    assert with_cv_rounds(data, split.valid.targets, data.names, fixed, user_ids=split.valid.user_ids) is fixed  # already fixed: unchanged
+    folds = user_folds(np.array([7, 3, 7, 9, 3]), 2, seed=0)
+    assert folds[0] == folds[2] and folds[1] == folds[4]  # one user, one fold
+    with pytest.raises(InvalidInputError, match="query folds"):
+        LambdaRanker(config).cv_rounds(np.zeros((4, 2), np.float32), np.array([1, 0, 1, 0.0]), np.array([2, 2]), np.array([0, 1, 0]))
