@@ -88,19 +88,21 @@ def features_feast_repo(
 @clean_errors
 def rank_train(
     data: Path = typer.Option(..., "--data", help="prepared dataset folder"),
-    retrievers: str = typer.Option("itemknn", "--retrievers", help="itemknn,popularity (fitted here) and NAME:DIR saved models, e.g. sasrec:work/sasrec"),
+    retrievers: str = typer.Option("itemknn", "--retrievers", help="fitted here: itemknn, popularity, cfknn, textknn, textnext (the text ones need --features with text); saved models as NAME:DIR, e.g. sasrec:work/sasrec"),
     features: Optional[Path] = typer.Option(None, "--features", help="folder from `recsage features build` (behaviour-only without it)"),
     out: Path = typer.Option(..., "--out"),
     candidates: int = typer.Option(100, "--candidates", min=1, help="top-N per retriever; their union is ranked"),
     groups: str = typer.Option("behaviour,sid,text,tagcf,reward", "--groups", help="feature groups the ranker may use"),
     select_groups: bool = typer.Option(False, "--select-groups", help="drop the groups that lower 3-fold NDCG@10 on the validation queries"),
+    rounds: int = typer.Option(0, "--rounds", min=0, help="boosting rounds of the compact ranker (under 5,000 usable queries); 0 = chosen by 3-fold CV"),
     seed: int = typer.Option(0, "--seed"),
 ) -> None:
     """LambdaRank on validation queries, scored on test queries (loo two-stage protocol)."""
     from recsage.pipelines.ranking import train_ranking
 
     _, row = train_ranking(data, retrievers, features=features, out=out, n_candidates=candidates,
-                           groups=[g.strip() for g in groups.split(",") if g.strip()], seed=seed, select_groups=select_groups)
+                           groups=[g.strip() for g in groups.split(",") if g.strip()], seed=seed, select_groups=select_groups,
+                           ranker={"compact_rounds": rounds})
     if row["group_selection"]:
         dropped = [g for g in row["group_selection"][0]["groups"] if g not in row["groups_kept"]]
         console.print(f"groups kept on validation: {', '.join(row['groups_kept'])}; dropped: {', '.join(dropped) or 'none'}")

@@ -183,8 +183,10 @@ def test_cli_features_and_rank(ml_prepared, ml_signals, tmp_path):
     r = runner.invoke(app, ["features", "info", str(feats)])
     assert r.exit_code == 0 and "pop_train" in r.output
     r = runner.invoke(app, ["rank", "train", "--data", str(ml_prepared), "--retrievers", "itemknn,popularity", "--features", str(feats),
-                            "--candidates", "30", "--select-groups", "--out", str(tmp_path / "rk")])
+                            "--candidates", "30", "--select-groups", "--rounds", "40", "--out", str(tmp_path / "rk")])
     assert r.exit_code == 0, r.output
+    ranker_meta = json.loads((tmp_path / "rk" / "model" / "ranker" / "config.json").read_text())
+    assert ranker_meta["params"]["compact_rounds"] == 40 and ranker_meta["best_iteration"] == 40  # --rounds fixes what CV would choose
     assert "groups kept on validation: behaviour" in r.output
     metrics = json.loads((tmp_path / "rk" / "metrics.json").read_text())
     assert metrics["group_selection"][0]["groups"] == ["behaviour", "sid", "tagcf"]  # what these features hold (no text, no reward)
