@@ -21,6 +21,7 @@ from recsage.core.config import ConfigMixin, read_saved_meta
 from recsage.core.errors import InvalidInputError
 from recsage.datasets.splits import QuerySet, SequenceSet
 from recsage.recmodels.base import ScoringRecommender
+from recsage.recmodels.itemknn import succession_counts
 
 FORMAT_VERSION = 1
 
@@ -49,10 +50,7 @@ def next_item_map(vectors: np.ndarray, transitions: sp.spmatrix) -> np.ndarray:
 
 def transition_rows(sequences, n_items: int) -> sp.csr_matrix:
     """Row-normalised i → j succession counts of the training sequences."""
-    src = np.concatenate([s[:-1] for s in sequences if len(s) > 1] or [np.empty(0, dtype=np.int64)])
-    dst = np.concatenate([s[1:] for s in sequences if len(s) > 1] or [np.empty(0, dtype=np.int64)])
-    tr = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n_items, n_items))
-    tr.sum_duplicates()
+    tr = succession_counts(sequences, n_items)
     return (sp.diags(1.0 / np.maximum(np.asarray(tr.sum(axis=1)).ravel(), 1.0)) @ tr).tocsr()
 
 

@@ -54,10 +54,7 @@ class ItemKNNRecommender(ScoringRecommender):
         co = co.tocoo()
         sim = co.data / (norms[co.row] * norms[co.col] + c.shrink)
         sim_m = sp.csr_matrix((sim, (co.row, co.col)), shape=(n, n))
-        src = np.concatenate([s[:-1] for s in train.sequences if len(s) > 1] or [np.empty(0, dtype=np.int64)])
-        dst = np.concatenate([s[1:] for s in train.sequences if len(s) > 1] or [np.empty(0, dtype=np.int64)])
-        tr = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
-        tr.sum_duplicates()
+        tr = succession_counts(train.sequences, n)
         out_deg = np.asarray(tr.sum(axis=1)).ravel()
         tr = (sp.diags(1.0 / (out_deg + c.shrink)) @ tr).tocsr()
         # the two parts stay available on their own: the ranking stage uses them as separate features
@@ -104,6 +101,15 @@ class ItemKNNRecommender(ScoringRecommender):
             raise InvalidInputError(f"unreadable item-kNN matrices ({e})", file=str(d)) from None
         obj.n_items_ = int(meta["n_items"])
         return obj
+
+
+def succession_counts(sequences, n_items: int) -> sp.csr_matrix:
+    """(n_items, n_items) how often item j directly follows item i in the sequences."""
+    src = np.concatenate([s[:-1] for s in sequences if len(s) > 1] or [np.empty(0, dtype=np.int64)])
+    dst = np.concatenate([s[1:] for s in sequences if len(s) > 1] or [np.empty(0, dtype=np.int64)])
+    tr = sp.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n_items, n_items))
+    tr.sum_duplicates()
+    return tr
 
 
 def recency_query(histories, n_items: int, decay: float, max_history: int) -> sp.csr_matrix:
