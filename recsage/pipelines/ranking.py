@@ -26,8 +26,9 @@ from recsage.recmodels.saved import load_recommender
 # cheap retrievers fitted on the training split by the ranking stage itself: co-occurrence kNN,
 # popularity, nearest neighbours by MiniLM text embedding (needs --features with text) and by
 # collaborative vectors (co-occurrence SVD of the training sequences), and by the predicted
-# next item's text embedding (`textnext`: a ridge map fitted on the training transitions)
-FITTED_HERE = ("itemknn", "popularity", "textknn", "textnext", "cfknn")
+# next item's text embedding (`textnext`: a ridge map fitted on the training transitions), and two
+# more collaborative views: user-kNN (whole-history neighbours) and EASE (a closed-form item-item model)
+FITTED_HERE = ("itemknn", "popularity", "textknn", "textnext", "cfknn", "userknn", "ease")
 
 
 def parse_retrievers(spec: str | Sequence[str]) -> list[tuple[str, str | None]]:

@@ -19,17 +19,19 @@ def saved_class(model_dir: str | Path) -> str:
 
 
 def load_recommender(model_dir: str | Path):
-    """SASRec, TagCF, generative SID (lazy/TIGER or DiffGRM), item-kNN, embedding-kNN or popularity model; other classes are refused with the known ones."""
+    """SASRec, TagCF, generative SID (lazy/TIGER or DiffGRM), item-kNN, user-kNN, EASE, embedding-kNN or popularity model; other classes are refused with the known ones."""
     from recsage.recmodels.diffgrm import DiffGRMRecommender
+    from recsage.recmodels.ease import EASERecommender
     from recsage.recmodels.embedding_knn import EmbeddingKNNRecommender
     from recsage.recmodels.generative import GenerativeSIDRecommender
     from recsage.recmodels.itemknn import ItemKNNRecommender
     from recsage.recmodels.popularity import PopularityRecommender
     from recsage.recmodels.sasrec import SASRec
     from recsage.recmodels.tagcf import TagCFRecommender
+    from recsage.recmodels.userknn import UserKNNRecommender
 
     classes = {"sasrec": SASRec, "tagcf": TagCFRecommender, "generative": GenerativeSIDRecommender, "diffgrm": DiffGRMRecommender, "itemknn": ItemKNNRecommender,
-               "popularity": PopularityRecommender, "embedding-knn": EmbeddingKNNRecommender}
+               "popularity": PopularityRecommender, "embedding-knn": EmbeddingKNNRecommender, "userknn": UserKNNRecommender, "ease": EASERecommender}
     cls = saved_class(model_dir)
     if cls not in classes:
         raise InvalidInputError(f"unknown model class {cls!r}; known: {', '.join(classes)}", file=str(Path(model_dir) / "config.json"), field="class")

@@ -12,7 +12,7 @@ def sci_split(shared_data):
     return leave_one_out(load_dataset("scientific", shared_data / "amazon-scientific"))
 
 
-@pytest.mark.parametrize("name", ["popularity", "itemknn"])
+@pytest.mark.parametrize("name", ["popularity", "itemknn", "userknn", "ease"])
 def test_recommend_never_returns_seen_or_invalid(name, sci_split):
     model = RECOMMENDERS.get(name)().fit(sci_split.train)
     q = sci_split.test.subset(np.arange(300))
@@ -24,7 +24,7 @@ def test_recommend_never_returns_seen_or_invalid(name, sci_split):
     assert (np.diff(scores, axis=1) <= 0).all()
 
 
-@pytest.mark.parametrize("name", ["popularity", "itemknn"])
+@pytest.mark.parametrize("name", ["popularity", "itemknn", "userknn", "ease"])
 def test_not_fitted_and_bad_history(name, sci_split):
     model = RECOMMENDERS.get(name)()
     with pytest.raises(NotFittedError):
@@ -34,19 +34,33 @@ def test_not_fitted_and_bad_history(name, sci_split):
         model.recommend([np.array([10**7])])
 
 
-def test_itemknn_beats_popularity(sci_split):
+def test_collaborative_baselines_beat_popularity_and_round_trip(sci_split, tmp_path):
+    from recsage.recmodels.saved import load_recommender
+
     res = {}
-    for name in ("popularity", "itemknn"):
+    hist = sci_split.valid.histories[:50]
+    for name in ("popularity", "itemknn", "userknn", "ease"):
         model = RECOMMENDERS.get(name)().fit(sci_split.train)
         res[name] = evaluate(model, sci_split.valid, (10,), n_items=sci_split.n_items, progress=False)["ndcg@10"]
+        if name in ("userknn", "ease"):
+            back = load_recommender(model.save_pretrained(tmp_path / name))
+            np.testing.assert_allclose(back.score(hist), model.score(hist), rtol=1e-6)
     assert res["itemknn"] > 2 * res["popularity"]
+    assert min(res["userknn"], res["ease"]) > 2 * res["popularity"], res
+
+
+def test_ease_refuses_a_catalogue_too_large_before_allocating(sci_split):
+    from recsage.recmodels.ease import EASEConfig, EASERecommender
+
+    with pytest.raises(InvalidInputError, match="max_items"):
+        EASERecommender(EASEConfig(max_items=100)).fit(sci_split.train)
 
 
 def test_unknown_recommender_lists_known_names():
     with pytest.raises(KeyError, match="unknown recommender 'tiger-xl'; known: ") as e:
         RECOMMENDERS.get("tiger-xl")
     known = str(e.value).split("known: ")[1]  # every registered model, whichever modules this session imported
-    assert all(name in known for name in ("generative", "itemknn", "popularity", "sasrec"))
+    assert all(name in known for name in ("ease", "generative", "itemknn", "popularity", "sasrec", "userknn"))
 
 
 def test_text_next_retriever_follows_the_transitions_not_the_similarity(tmp_path):
