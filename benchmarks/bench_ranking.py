@@ -46,6 +46,9 @@ DATA = {"beauty": ("beauty", "amazon-beauty"), "scientific": ("scientific", "ama
 # retriever was a short fixed-window SASRec (Beauty N@10 .024), and the ranker's rows were measured on it.
 SASREC = {"loss": "sampled", "negatives": 1024, "negative_sampling": "mixed", "dropout": 0.4, "epochs": 100, "patience": 40}
 SASREC_RECIPE = "ssmix1k-cf-d4"
+# fitted on the spot: co-occurrence item-kNN, collaborative-vector kNN, user-kNN and EASE (the last
+# two since session 26: they raised Beauty's candidate recall@100 from .311 to .333)
+CHEAP_RETRIEVERS = ("itemknn", "cfknn", "userknn", "ease")
 SID_SOURCE = {"beauty": "cf", "scientific": "text", "ml100k": "text"}
 STEPS = [("behaviour", ["behaviour"]), ("+ SID", ["behaviour", "sid"]), ("+ text", ["behaviour", "sid", "text"]),
          ("+ TagCF", ["behaviour", "sid", "text", "tagcf"]), ("all signals", ["behaviour", "sid", "text", "tagcf", "reward"])]
@@ -125,7 +128,8 @@ def sasrec_retriever(work: Path, key: str, seed: int, minutes: float, threads: i
     return sas, {**row, "reused": False}
 
 
-def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int, threads: int = 2, select_groups: bool = False) -> list[dict]:
+def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int, threads: int = 2, select_groups: bool = False,
+        cheap_retrievers: tuple[str, ...] = CHEAP_RETRIEVERS) -> list[dict]:
     import torch
 
     from recsage.core.seeding import set_seed
@@ -158,8 +162,8 @@ def one(key: str, seed: int, work: Path, minutes: float, n_candidates: int, thre
     set_seed(seed)
     signals = item_signals(feat_dir, ds, split)
     t = time.perf_counter()
-    # cheap retrievers: co-occurrence kNN, collaborative-vector kNN, and text kNN where items have text
-    cheap = [("itemknn", None), ("cfknn", None)] + ([("textknn", None)] if signals.text_embedding is not None else [])
+    # cheap retrievers (co-occurrence kNN first: the featurizer reads it), and text kNN where items have text
+    cheap = [(r, None) for r in dict.fromkeys(("itemknn", *cheap_retrievers))] + ([("textknn", None)] if signals.text_embedding is not None else [])
     fitted = fit_retrievers(cheap, split, signals)
     knn = fitted["itemknn"]
     knn_s = time.perf_counter() - t
@@ -221,6 +225,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2, help="torch threads per run (2 = the whole machine)")
     ap.add_argument("--results", default="bench_ranking", help="results file name (parallel runs: one each, merged after)")
     ap.add_argument("--candidates", type=int, default=100, help="top-N per retriever")
+    ap.add_argument("--retrievers", default=",".join(CHEAP_RETRIEVERS), help="retrievers fitted on the spot besides SASRec (and textknn where items have text)")
     ap.add_argument("--workdir", default=str(REPO / ".recsage" / "bench-ranking"))
     ap.add_argument("--select-groups", action="store_true", help="add the row whose groups 3-fold CV chooses (25+ min of LightGBM fits per Scientific run)")
     ap.add_argument("--merge", default="", help="results files of parallel runs to merge into --results (no runs then)")
@@ -230,7 +235,8 @@ def main() -> None:
     work = Path(a.workdir)
     if a.one:
         key, seed = a.one.split(":")
-        Path(a.out).write_text(json.dumps(one(key, int(seed), work, a.minutes, a.candidates, a.threads, a.select_groups), default=str))
+        Path(a.out).write_text(json.dumps(one(key, int(seed), work, a.minutes, a.candidates, a.threads, a.select_groups,
+                                              tuple(r for r in a.retrievers.split(",") if r)), default=str))
         return
     path = REPO / "benchmarks" / "results" / f"{a.results}.json"
     rows = [r for r in (json.loads(path.read_text()) if path.exists() else []) if "seed" in r]
@@ -242,7 +248,8 @@ def main() -> None:
             print(f"== {key} seed {seed}", flush=True)
             with tempfile.NamedTemporaryFile(suffix=".json") as f:
                 subprocess.run([sys.executable, __file__, "--one", f"{key}:{seed}", "--out", f.name, "--workdir", str(work), "--minutes", str(a.minutes),
-                                "--candidates", str(a.candidates), "--threads", str(a.threads)] + (["--select-groups"] if a.select_groups else []), check=True)
+                                "--candidates", str(a.candidates), "--threads", str(a.threads), "--retrievers", a.retrievers]
+                               + (["--select-groups"] if a.select_groups else []), check=True)
                 new = json.loads(Path(f.name).read_text())
             rows = [r for r in rows if run_key(r) != (key, seed)] + new
             write_results(a.results, rows + [{**s, "summary": True} for s in summarise(rows)])

@@ -16,12 +16,13 @@ from recsage.datasets import Dataset, Split
 from recsage.evaluation import evaluate
 from recsage.pipelines.data import load_split
 from recsage.pipelines.sid import published_sid_table
-from recsage.recmodels import RECOMMENDERS, SASRec, SASRecConfig, TagCFConfig, TagCFRecommender
+from recsage.recmodels import RECOMMENDERS, EASEConfig, SASRec, SASRecConfig, TagCFConfig, TagCFRecommender, UserKNNConfig
 from recsage.recmodels.defaults import adapt_params
 from recsage.recmodels.generative import GenerativeConfig, GenerativeSIDRecommender
 from recsage.tokenizers import SIDTable
 
-METHODS = ("popularity", "itemknn", "sasrec", "tagcf", "tiger", "lazy", "diffgrm", "thinking")
+METHODS = ("popularity", "itemknn", "userknn", "ease", "sasrec", "tagcf", "tiger", "lazy", "diffgrm", "thinking")
+CLOSED_FORM = ("popularity", "itemknn", "userknn", "ease")  # fitted in one pass, no training loop
 GENERATIVE = ("tiger", "lazy", "diffgrm", "thinking")  # decoded by beam search: smaller evaluation batches
 
 
@@ -67,8 +68,9 @@ def build_model(method: str, dataset: Dataset, *, sid: str | None = None, seed: 
     """`item_tags`/`logic` (item×tag and tag×tag matrices, see `pipelines.tagcf.tagcf_inputs`) are for tagcf."""
     if method not in METHODS:
         raise InvalidInputError(f"unknown method {method!r}; known: {', '.join(METHODS)}", field="method")
-    if method in ("popularity", "itemknn"):
-        return RECOMMENDERS.get(method)()
+    if method in CLOSED_FORM:
+        cls = {"userknn": UserKNNConfig, "ease": EASEConfig}.get(method)
+        return RECOMMENDERS.get(method)(*([_config(cls, params)] if cls else []))
     if method == "sasrec":
         return SASRec(_config(SASRecConfig, params, seed=seed), side_features=side_features, checkpoint_dir=checkpoint_dir)
     if method == "tagcf":
@@ -123,7 +125,7 @@ def _train(method: str, prepared: str | Path, *, protocol: str, sid: str | None,
     model = build_model(method, dataset, sid=sid, seed=seed, checkpoint_dir=ckpt, side_features=side_features,
                         item_tags=item_tags, logic=logic, **params)
     t = time.perf_counter()
-    if method in ("popularity", "itemknn"):
+    if method in CLOSED_FORM:
         model.fit(split.train, split.valid)
     else:
         model.fit(split.train, split.valid, exclude_seen=split.exclude_seen)
@@ -184,7 +186,8 @@ def method_settings(method: str) -> list[dict[str, Any]]:
     if method == "thinking":
         from recsage.recmodels.thinking import ThinkingConfig as cls
     else:
-        cls = {"sasrec": SASRecConfig, "tagcf": TagCFConfig, "tiger": GenerativeConfig, "lazy": GenerativeConfig, "diffgrm": DiffGRMConfig}.get(method)
+        cls = {"sasrec": SASRecConfig, "tagcf": TagCFConfig, "tiger": GenerativeConfig, "lazy": GenerativeConfig, "diffgrm": DiffGRMConfig,
+               "userknn": UserKNNConfig, "ease": EASEConfig}.get(method)
     if cls is None:
         return []
     meaning: dict[str, str] = {}

@@ -30,8 +30,8 @@ FORMAT_VERSION = 1
 class EASEConfig(ConfigMixin):
     l2: float = 500.0  # λ: the ridge on the Gram matrix
     max_items: int = 40_000  # a dense float32 n×n weight matrix: 40k items = 6.4 GB
-    recency_decay: float = 0.6
-    max_history: int = 20
+    recency_decay: float = 0.6  # weight of the history item t steps before the end: decay ** t
+    max_history: int = 20  # history items the query looks at (the most recent)
 
 
 @register_recommender("ease")

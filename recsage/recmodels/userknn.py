@@ -26,9 +26,9 @@ FORMAT_VERSION = 1
 
 @dataclass(frozen=True)
 class UserKNNConfig(ConfigMixin):
-    n_neighbors: int = 200
+    n_neighbors: int = 200  # training users whose items are summed (the most similar ones)
     recency_decay: float = 0.6  # weight of the history item t steps before the end: decay ** t
-    max_history: int = 20
+    max_history: int = 20  # history items the query looks at (the most recent)
 
 
 def incidence(sequences, n_items: int) -> sp.csr_matrix:
