@@ -50,7 +50,8 @@ def test_demo_runs_on_bundled_sample(tmp_path, bundled_data):
     r = runner.invoke(app, ["demo", "--data", str(bundled_data), "--out", str(tmp_path / "demo"), "--model", "small", "--llm-items", "2",
                                  "--train-seconds", "10"])
     assert r.exit_code == 0, r.output
-    assert "itemknn" in r.output and "400 headline A/B tests" in r.output
+    assert "itemknn" in r.output and "userknn" in r.output and "400 headline A/B tests" in r.output
+    assert "over itemknn + userknn + ease" in r.output
     assert "TagCF" in r.output and "2 items tagged, 0 failed" in r.output
     assert "Scale-out" in r.output and "same tags as the local engine for 2/2" in r.output
     assert "PushGen" in r.output and "held-out accuracy" in r.output

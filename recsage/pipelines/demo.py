@@ -54,7 +54,7 @@ def run_demo(data_dir: str | Path | None = None, out_dir: str | Path = ".recsage
 
     t = time.perf_counter()
     ds, split = load_split(out_dir / "scientific", "loo")
-    report["baselines"] = [evaluate_recommender(m, split, ks=(5, 10), progress=False) for m in ("popularity", "itemknn")]
+    report["baselines"] = [evaluate_recommender(m, split, ks=(5, 10), progress=False) for m in ("popularity", "itemknn", "userknn", "ease")]
     report["steps"].append(("leave-one-out baselines", time.perf_counter() - t))
 
     if n_llm_items > 0:
@@ -100,7 +100,8 @@ def run_demo(data_dir: str | Path | None = None, out_dir: str | Path = ".recsage
 
     t = time.perf_counter()
     report["ranking"] = demo_features_and_ranking(out_dir, ds, split)
-    report["steps"].append(("feature tables + ranking stage (item-kNN + SASRec candidates, LambdaRank), one user explained", time.perf_counter() - t))
+    report["steps"].append(("feature tables + ranking stage (item-kNN, user-kNN, EASE + SASRec candidates, LambdaRank), one user explained",
+                            time.perf_counter() - t))
     report["out_dir"] = str(out_dir)
     return report
 
@@ -145,14 +146,14 @@ def demo_recommenders(ds: Dataset, split, table, *, seconds: float = 30, out: Pa
 
 def demo_features_and_ranking(out_dir: Path, ds: Dataset, split) -> dict[str, Any]:
     """Feature tables from every signal the demo produced (SIDs, text, TagCF tags, the reward
-    model), then the ranker over item-kNN + the demo's SASRec, and "why" for one test user."""
+    model), then the ranker over item-kNN, user-kNN, EASE + the demo's SASRec, and "why" for one test user."""
     from recsage.pipelines.features import build_features
     from recsage.pipelines.ranking import explain_for_user, train_ranking
 
     tags = out_dir / "tagcf" if (out_dir / "tagcf" / "item_tags.parquet").exists() else None
     reward = out_dir / "push" / "reward" if (out_dir / "push" / "reward" / "config.json").exists() else None
     manifest = build_features(out_dir / "scientific", out_dir / "features", sid=out_dir / "sid", tags=tags, reward=reward)
-    retrievers = ["itemknn"] + ([f"sasrec:{out_dir / 'models' / 'sasrec'}"] if (out_dir / "models" / "sasrec" / "config.json").exists() else [])
+    retrievers = ["itemknn", "userknn", "ease"] + ([f"sasrec:{out_dir / 'models' / 'sasrec'}"] if (out_dir / "models" / "sasrec" / "config.json").exists() else [])
     _, row = train_ranking(out_dir / "scientific", retrievers, features=out_dir / "features", out=out_dir / "ranker", dataset=ds, split=split,
                            n_candidates=50)
     user = int(split.test.user_ids[0])
