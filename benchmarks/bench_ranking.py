@@ -1,9 +1,9 @@
 """Ranking stage (retrieve → rank) and what each signal is worth, on the same candidates.
 
 Protocol: `loo` two-stage (shared/PROTOCOLS.md). Retrievers (item-kNN, collaborative-vector kNN,
-MiniLM text kNN where items have text, SASRec) fit on each user's
-s[:-2]; LambdaRank learns on validation queries (target s[-2]) and early-stops on 10% of those
-users; it is scored on test queries (history s[:-1], target s[-1]), full catalogue, seen items
+user-kNN, EASE, MiniLM text kNN where items have text, SASRec) fit on each user's
+s[:-2]; LambdaRank learns on validation queries (target s[-2]) for as many rounds as a user-level
+3-fold CV on them picks (below 20,000 usable queries: every dataset here); it is scored on test queries (history s[:-1], target s[-1]), full catalogue, seen items
 excluded, nothing refitted. Ablation: one candidate set and one feature matrix per seed, a ranker
 per feature-group step (behaviour → + SID → + text → + TagCF → + every other signal present), and
 last the ranker with its groups chosen by 3-fold CV on the validation queries (`--select-groups`).
@@ -15,9 +15,8 @@ Each (dataset, seed) runs in its own subprocess (own peak RSS); rows accumulate 
 results/bench_ranking.json after every run. Two runs at a time, one core each: give each its own
 `--results` file and fold them in afterwards with `--merge NAME1,NAME2`.
 
-Session 18 measured the current retriever (`sasrec_recipe` in the rows) on ML-100K and Scientific,
-seeds 0-2; on Beauty only seed 0 (results/bench_ranking_beauty_seed0_strong_retriever.json) — the
-Beauty rows of bench_ranking.json are still the session-12 ones with the 5-minute SASRec.
+The rows of results/bench_ranking.json: ML-100K and Scientific from session 25 (retrievers without
+user-kNN and EASE, `retrievers` in each row), Beauty from session 26 (with them).
 The SASRec retriever of each (dataset, seed) is saved under the workdir (`retrievers/`) and reused
 by later runs with the same recipe and split (`retriever_reused` in its row), so a rerun that
 changes features or the ranker skips the retriever's training.

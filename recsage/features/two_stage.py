@@ -1,9 +1,9 @@
 """Retrieve → rank (GRank's generate-rank pattern) behind the one `Recommender` interface.
 
 Protocol (`loo` two-stage, shared/PROTOCOLS.md): retrievers are fitted on the training
-sequences; the ranker learns on *validation* queries (history s[:-2], target s[-2]) and
-early-stops on a held-out slice of their users; it is then scored on test queries with nothing
-refitted. `recommend` ranks only the candidate union; items outside it are never returned.
+sequences; the ranker learns on *validation* queries (history s[:-2], target s[-2]), its rounds
+chosen by user-level CV on them (or, above 20,000 usable queries, early-stopped on a held-out slice
+of their users); it is then scored on test queries with nothing refitted. `recommend` ranks only the candidate union; items outside it are never returned.
 """
 
 from __future__ import annotations
