@@ -20,8 +20,7 @@ from recsage.core.config import ConfigMixin, read_saved_meta
 from recsage.core.errors import InvalidInputError
 from recsage.datasets.splits import QuerySet, SequenceSet
 from recsage.recmodels.base import ScoringRecommender, register_recommender
-from recsage.recmodels.itemknn import recency_query
-from recsage.recmodels.userknn import incidence
+from recsage.recmodels.itemknn import incidence, recency_query
 
 FORMAT_VERSION = 1
 

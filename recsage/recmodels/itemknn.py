@@ -43,10 +43,7 @@ class ItemKNNRecommender(ScoringRecommender):
     def fit(self, train: SequenceSet, valid: QuerySet | None = None) -> ItemKNNRecommender:
         c = self.config
         n = train.n_items
-        rows = np.repeat(np.arange(len(train.sequences)), [len(s) for s in train.sequences])
-        cols = np.concatenate(train.sequences) if train.sequences else np.empty(0, dtype=np.int64)
-        ui = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(train.sequences), n))
-        ui.data[:] = 1.0  # repeats count once
+        ui = incidence(train.sequences, n)
         co = (ui.T @ ui).tocsr().astype(np.float64)
         co.setdiag(0)
         co.eliminate_zeros()
@@ -101,6 +98,15 @@ class ItemKNNRecommender(ScoringRecommender):
             raise InvalidInputError(f"unreadable item-kNN matrices ({e})", file=str(d)) from None
         obj.n_items_ = int(meta["n_items"])
         return obj
+
+
+def incidence(sequences, n_items: int) -> sp.csr_matrix:
+    """(n_sequences, n_items) 0/1: which items each training sequence holds (repeats count once)."""
+    rows = np.repeat(np.arange(len(sequences)), [len(s) for s in sequences])
+    cols = np.concatenate(sequences) if len(sequences) else np.empty(0, dtype=np.int64)
+    ui = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(sequences), n_items))
+    ui.data[:] = 1.0
+    return ui
 
 
 def succession_counts(sequences, n_items: int) -> sp.csr_matrix:

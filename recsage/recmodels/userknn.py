@@ -19,7 +19,7 @@ from recsage.core.config import ConfigMixin, read_saved_meta
 from recsage.core.errors import InvalidInputError
 from recsage.datasets.splits import QuerySet, SequenceSet
 from recsage.recmodels.base import ScoringRecommender, register_recommender
-from recsage.recmodels.itemknn import recency_query
+from recsage.recmodels.itemknn import incidence, recency_query
 
 FORMAT_VERSION = 1
 
@@ -29,15 +29,6 @@ class UserKNNConfig(ConfigMixin):
     n_neighbors: int = 200  # training users whose items are summed (the most similar ones)
     recency_decay: float = 0.6  # weight of the history item t steps before the end: decay ** t
     max_history: int = 20  # history items the query looks at (the most recent)
-
-
-def incidence(sequences, n_items: int) -> sp.csr_matrix:
-    """(n_sequences, n_items) 0/1: which items each training sequence holds (repeats count once)."""
-    rows = np.repeat(np.arange(len(sequences)), [len(s) for s in sequences])
-    cols = np.concatenate(sequences) if len(sequences) else np.empty(0, dtype=np.int64)
-    ui = sp.csr_matrix((np.ones(len(cols)), (rows, cols)), shape=(len(sequences), n_items))
-    ui.data[:] = 1.0
-    return ui
 
 
 @register_recommender("userknn")
