@@ -23,6 +23,7 @@ from recsage.tokenizers import SIDTable
 
 METHODS = ("popularity", "itemknn", "userknn", "ease", "sasrec", "tagcf", "tiger", "lazy", "diffgrm", "thinking")
 CLOSED_FORM = ("popularity", "itemknn", "userknn", "ease")  # fitted in one pass, no training loop
+CLOSED_FORM_CONFIGS = {"userknn": UserKNNConfig, "ease": EASEConfig}  # the ones with `--set` keys
 GENERATIVE = ("tiger", "lazy", "diffgrm", "thinking")  # decoded by beam search: smaller evaluation batches
 
 
@@ -69,7 +70,7 @@ def build_model(method: str, dataset: Dataset, *, sid: str | None = None, seed: 
     if method not in METHODS:
         raise InvalidInputError(f"unknown method {method!r}; known: {', '.join(METHODS)}", field="method")
     if method in CLOSED_FORM:
-        cls = {"userknn": UserKNNConfig, "ease": EASEConfig}.get(method)
+        cls = CLOSED_FORM_CONFIGS.get(method)
         return RECOMMENDERS.get(method)(*([_config(cls, params)] if cls else []))
     if method == "sasrec":
         return SASRec(_config(SASRecConfig, params, seed=seed), side_features=side_features, checkpoint_dir=checkpoint_dir)
@@ -187,7 +188,7 @@ def method_settings(method: str) -> list[dict[str, Any]]:
         from recsage.recmodels.thinking import ThinkingConfig as cls
     else:
         cls = {"sasrec": SASRecConfig, "tagcf": TagCFConfig, "tiger": GenerativeConfig, "lazy": GenerativeConfig, "diffgrm": DiffGRMConfig,
-               "userknn": UserKNNConfig, "ease": EASEConfig}.get(method)
+               **CLOSED_FORM_CONFIGS}.get(method)
     if cls is None:
         return []
     meaning: dict[str, str] = {}

@@ -68,8 +68,7 @@ class ItemKNNRecommender(ScoringRecommender):
             return np.zeros((0, self.n_items_))
         q = recency_query(histories, self.n_items_, self.config.recency_decay, self.config.max_history)
         scores = np.asarray((q @ self.similarity_).todense())
-        # popularity as a tiny tie-breaker, so empty or unknown-neighbourhood histories still rank
-        scores += 1e-9 * self.popularity_ / max(self.popularity_.max(), 1.0)
+        scores += popularity_tiebreak(self.popularity_)
         return scores
 
 
@@ -98,6 +97,12 @@ class ItemKNNRecommender(ScoringRecommender):
             raise InvalidInputError(f"unreadable item-kNN matrices ({e})", file=str(d)) from None
         obj.n_items_ = int(meta["n_items"])
         return obj
+
+
+def popularity_tiebreak(popularity: np.ndarray) -> np.ndarray:
+    """Popularity scaled to at most 1e-9, added to scores as a tie-breaker, so that empty or
+    unknown-neighbourhood histories still rank."""
+    return 1e-9 * popularity / max(float(popularity.max(initial=0.0)), 1.0)
 
 
 def incidence(sequences, n_items: int) -> sp.csr_matrix:

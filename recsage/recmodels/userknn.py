@@ -19,7 +19,7 @@ from recsage.core.config import ConfigMixin, read_saved_meta
 from recsage.core.errors import InvalidInputError
 from recsage.datasets.splits import QuerySet, SequenceSet
 from recsage.recmodels.base import ScoringRecommender, register_recommender
-from recsage.recmodels.itemknn import incidence, recency_query
+from recsage.recmodels.itemknn import incidence, popularity_tiebreak, recency_query
 
 FORMAT_VERSION = 1
 
@@ -40,9 +40,17 @@ class UserKNNRecommender(ScoringRecommender):
         self.config = config or UserKNNConfig()
 
     def fit(self, train: SequenceSet, valid: QuerySet | None = None) -> UserKNNRecommender:
-        self.incidence_ = incidence(train.sequences, train.n_items).astype(np.float32)
+        self._set_incidence(incidence(train.sequences, train.n_items))
         self.n_items_ = train.n_items
         return self
+
+    def _set_incidence(self, ui: sp.csr_matrix) -> None:
+        """The saved matrix and what scoring derives from it once: the users' rows scaled to unit
+        norm (cosine) and the items' popularity (the tie-breaker)."""
+        self.incidence_ = ui.tocsr().astype(np.float32)
+        norm = 1.0 / np.sqrt(np.maximum(np.asarray(self.incidence_.sum(axis=1)).ravel(), 1.0))
+        self._user_rows_t = (sp.diags(norm) @ self.incidence_).T.tocsr()
+        self._tiebreak = popularity_tiebreak(np.asarray(self.incidence_.sum(axis=0)).ravel())
 
     def score(self, histories: list[np.ndarray]) -> np.ndarray:
         self._check_fitted()
@@ -50,15 +58,12 @@ class UserKNNRecommender(ScoringRecommender):
         n = len(histories)
         if n == 0 or ui.shape[0] == 0:
             return np.zeros((n, self.n_items_))
-        norm = 1.0 / np.sqrt(np.maximum(np.asarray(ui.sum(axis=1)).ravel(), 1.0))
         q = recency_query(histories, self.n_items_, self.config.recency_decay, self.config.max_history)
-        sim = np.asarray((q @ (sp.diags(norm) @ ui).T).todense(), dtype=np.float32)  # (n, users); the query's own norm ranks nothing
+        sim = np.asarray((q @ self._user_rows_t).todense(), dtype=np.float32)  # (n, users); the query's own norm ranks nothing
         k = min(self.config.n_neighbors, sim.shape[1])
         idx = np.argpartition(-sim, k - 1, axis=1)[:, :k]
         top = sp.csr_matrix((np.take_along_axis(sim, idx, axis=1).ravel(), (np.repeat(np.arange(n), k), idx.ravel())), shape=sim.shape)
-        popularity = np.asarray(ui.sum(axis=0)).ravel()
-        # popularity as a tiny tie-breaker, as in item-kNN: histories no training user shares still rank
-        return np.asarray((top @ ui).todense(), dtype=np.float64) + 1e-9 * popularity / max(popularity.max(), 1.0)
+        return np.asarray((top @ ui).todense(), dtype=np.float64) + self._tiebreak
 
     def save_pretrained(self, directory: str | Path) -> Path:
         self._check_fitted()
@@ -75,10 +80,11 @@ class UserKNNRecommender(ScoringRecommender):
         meta = read_saved_meta(d, "userknn", FORMAT_VERSION)
         obj = cls(UserKNNConfig.from_dict(meta["params"]))
         try:
-            obj.incidence_ = sp.load_npz(d / "incidence.npz").tocsr().astype(np.float32)
+            ui = sp.load_npz(d / "incidence.npz")
         except (OSError, ValueError, KeyError) as e:
             raise InvalidInputError(f"unreadable user-kNN incidence matrix ({e})", file=str(d / "incidence.npz")) from None
         obj.n_items_ = int(meta["n_items"])
-        if obj.incidence_.shape[1] != obj.n_items_:
-            raise InvalidInputError(f"incidence matrix has {obj.incidence_.shape[1]} items, config.json says {obj.n_items_}", file=str(d / "incidence.npz"))
+        if ui.shape[1] != obj.n_items_:
+            raise InvalidInputError(f"incidence matrix has {ui.shape[1]} items, config.json says {obj.n_items_}", file=str(d / "incidence.npz"))
+        obj._set_incidence(ui)
         return obj
